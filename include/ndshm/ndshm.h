@@ -1,0 +1,321 @@
+/*
+ * ndshm — publish n-dimensional arrays between processes through shared memory.
+ *
+ * One writer publishes successive versions of an array into a named channel; any number of
+ * readers get the newest consistent copy (read_latest) or every version in order (read_next),
+ * each with a status code and the write-to-read latency. No lock, no broker, no syscall on the
+ * fast path. The protocol is described in docs/protocol.md and at the top of src/ring.c.
+ *
+ * Conventions
+ *  - Every fallible call returns an int status: 0 (NDSHM_OK) on success, a small positive value
+ *    for a normal outcome that is not a success (nothing new, timed out, ...), a negative value
+ *    for an error. ndshm_strerror() and ndshm_status_name() describe any status.
+ *  - Out-parameters come last, are marked out, and are left untouched on failure (the one
+ *    documented exception: NDSHM_E_TOO_SMALL fills the info so the caller learns the size).
+ *  - Closing NULL is a harmless no-op.
+ *
+ * Threads
+ *  - A writer handle belongs to one thread at a time. Builds without NDEBUG detect two threads
+ *    inside one writer at once and return NDSHM_E_CONCURRENT.
+ *  - A reader handle may be shared by threads for ndshm_read_latest(), ndshm_read_next(),
+ *    ndshm_view_*() and ndshm_wait(); its mapping is swapped under RCU (liburcu-bp) when the
+ *    channel re-allocates. The handle-owned buffer of ndshm_read_*_owned() is per handle: use
+ *    those two from one thread at a time.
+ */
+#ifndef NDSHM_NDSHM_H
+#define NDSHM_NDSHM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ndshm/version.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(NDSHM_STATIC_DEFINE)
+#define NDSHM_API
+#elif defined(__GNUC__)
+#define NDSHM_API __attribute__((visibility("default")))
+#else
+#define NDSHM_API
+#endif
+
+/* ---------------------------------------------------------------------------------------------
+ * Status codes. One list generates the enum, ndshm_status_name() and ndshm_strerror().
+ * ------------------------------------------------------------------------------------------- */
+#define NDSHM_STATUS_MAP(X)                                                                        \
+    X(OK, 0, "success")                                                                            \
+    X(NO_NEW, 1, "nothing new since this reader's last read")                                      \
+    X(NO_DATA, 2, "nothing has been published on this channel yet")                               \
+    X(TIMEOUT, 3, "timed out")                                                                     \
+    X(WRITER_GONE, 4, "the channel's writer is gone (closed or dead)")                             \
+    X(CONTENDED, 5, "no consistent copy within the retry budget: the writer kept overwriting it")  \
+    X(OVERWRITTEN, 6, "the viewed version was overwritten by the writer while in use")             \
+    X(E_INVAL, -1, "invalid argument")                                                             \
+    X(E_NAME, -2, "invalid channel name: use 1-128 characters of [A-Za-z0-9._-], not starting "    \
+                  "with '.'")                                                                      \
+    X(E_EXISTS, -3, "a channel with this name already exists")                                     \
+    X(E_NOENT, -4, "no channel with this name")                                                    \
+    X(E_DTYPE, -5, "unknown or unsupported dtype")                                                 \
+    X(E_NDIM, -6, "too many dimensions (the limit is NDSHM_MAX_DIMS)")                             \
+    X(E_OVERFLOW, -7, "array size overflows (shape product times item size)")                      \
+    X(E_LIMIT, -8, "value outside the supported range")                                            \
+    X(E_TOO_SMALL, -9, "buffer too small for the array: info.nbytes holds the size needed")        \
+    X(E_NOMEM, -10, "out of memory")                                                               \
+    X(E_MAGIC, -11, "not an ndshm segment (wrong magic)")                                          \
+    X(E_LAYOUT, -12, "ndshm segment of an unsupported layout version")                             \
+    X(E_CORRUPT, -13, "ndshm segment truncated or corrupted")                                      \
+    X(E_NOT_READY, -14, "channel is still being created, or its creator died while creating it")   \
+    X(E_WRITER_ALIVE, -15, "the channel already has a live writer")                                \
+    X(E_PERM, -16, "permission denied")                                                            \
+    X(E_NOSPC, -17, "no space left for the segment in the shared-memory file system")              \
+    X(E_STATE, -18, "call not valid in this state (commit without loan, publish during a loan)")   \
+    X(E_CONCURRENT, -19, "writer handle used by two threads at once")                              \
+    X(E_SYS, -1000, "operating-system error")
+
+typedef enum ndshm_status {
+#define NDSHM__ENUM(name, value, text) NDSHM_##name = (value),
+    NDSHM_STATUS_MAP(NDSHM__ENUM)
+#undef NDSHM__ENUM
+} ndshm_status;
+
+/* OS failures keep their errno: status = NDSHM_E_SYS - errno (always <= NDSHM_E_SYS). */
+#define NDSHM_SYS_ERRNO(status) ((status) <= NDSHM_E_SYS ? NDSHM_E_SYS - (status) : 0)
+
+/** Short name of a status ("NDSHM_E_EXISTS"); "NDSHM_E_SYS" for any OS error. Never NULL. */
+NDSHM_API const char *ndshm_status_name(int status);
+/** Human-readable message; for OS errors, strerror of the kept errno. Never NULL, static. */
+NDSHM_API const char *ndshm_strerror(int status);
+
+/* ---------------------------------------------------------------------------------------------
+ * dtypes: the 14 numpy numeric types. Values are stable (they live in shared memory).
+ * ------------------------------------------------------------------------------------------- */
+typedef enum ndshm_dtype {
+    NDSHM_BOOL = 1,
+    NDSHM_INT8 = 2,
+    NDSHM_INT16 = 3,
+    NDSHM_INT32 = 4,
+    NDSHM_INT64 = 5,
+    NDSHM_UINT8 = 6,
+    NDSHM_UINT16 = 7,
+    NDSHM_UINT32 = 8,
+    NDSHM_UINT64 = 9,
+    NDSHM_FLOAT16 = 10,
+    NDSHM_FLOAT32 = 11,
+    NDSHM_FLOAT64 = 12,
+    NDSHM_COMPLEX64 = 13,
+    NDSHM_COMPLEX128 = 14,
+} ndshm_dtype;
+
+#define NDSHM_DTYPE_COUNT 14
+#define NDSHM_MAX_DIMS    32 /* numpy's own limit */
+#define NDSHM_NAME_MAX    128
+
+/** Item size in bytes, or 0 for an unknown dtype. */
+NDSHM_API size_t ndshm_dtype_size(int dtype);
+/** numpy type string ("<f4", "|u1", "|b1", ...), or NULL for an unknown dtype. */
+NDSHM_API const char *ndshm_dtype_str(int dtype);
+/** Short name ("float32"), or NULL for an unknown dtype. */
+NDSHM_API const char *ndshm_dtype_name(int dtype);
+/** Parse a numpy type string ("<f4", "=f4", "f4", "float32", "|u1", "u1", "?"...). Big-endian
+ *  ('>') strings are rejected with NDSHM_E_DTYPE. */
+NDSHM_API int ndshm_dtype_parse(const char *str, ndshm_dtype *dtype /* out */);
+/** Byte size of a C-contiguous array; checks ndim, dtype and overflow. ndim 0 = a scalar. */
+NDSHM_API int ndshm_array_nbytes(int dtype, uint32_t ndim, const uint64_t *shape,
+                                 uint64_t *nbytes /* out */);
+
+/* ---------------------------------------------------------------------------------------------
+ * Options (size-versioned: always start from NDSHM_OPTIONS_INIT).
+ * ------------------------------------------------------------------------------------------- */
+enum ndshm_flags {
+    NDSHM_UNLINK_ON_CLOSE = 1u << 0, /* writer: unlink the channel when the writer closes */
+    NDSHM_OPEN_OR_CREATE = 1u << 1,  /* ndshm_writer_create: open (take over) if it exists */
+    NDSHM_FORCE_TAKEOVER = 1u << 2,  /* writer_open: take over even if the writer seems alive.
+                                        DANGEROUS: two live writers corrupt nothing in memory
+                                        safety terms but readers then see an interleaving. For
+                                        containers whose pids are not comparable. */
+    NDSHM_REPLAY = 1u << 3,          /* reader: first read_next starts at the oldest version
+                                        still present instead of after the newest */
+};
+
+typedef struct ndshm_options {
+    uint32_t size;      /* sizeof(ndshm_options); set by NDSHM_OPTIONS_INIT */
+    uint32_t flags;     /* bit set of ndshm_flags */
+    uint32_t slots;     /* ring slots per data segment, 1..NDSHM_MAX_SLOTS; 0 = default (4) */
+    uint32_t mode;      /* permission bits for created segments; 0 = default (0600) */
+    uint64_t capacity;  /* initial slot capacity in bytes; 0 = default (64 KiB) */
+    uint32_t retries;   /* reader: consistent-copy attempts before NDSHM_CONTENDED; 0 = 64 */
+    uint32_t spin_ns;   /* reader: how long ndshm_wait spins before sleeping; 0 = 20000 */
+} ndshm_options;
+
+#define NDSHM_OPTIONS_INIT {sizeof(ndshm_options), 0, 0, 0, 0, 0, 0}
+#define NDSHM_MAX_SLOTS    65536u
+#define NDSHM_MAX_CAPACITY (UINT64_C(1) << 40) /* 1 TiB per slot */
+
+/* ---------------------------------------------------------------------------------------------
+ * Writer
+ * ------------------------------------------------------------------------------------------- */
+typedef struct ndshm_writer ndshm_writer;
+
+/** Create channel `name` and become its writer. NDSHM_E_EXISTS if it exists (unless
+ *  NDSHM_OPEN_OR_CREATE, then as ndshm_writer_open). opts may be NULL. */
+NDSHM_API int ndshm_writer_create(const char *name, const ndshm_options *opts,
+                                  ndshm_writer **writer /* out */);
+/** Become the writer of an existing channel. Refused with NDSHM_E_WRITER_ALIVE while the
+ *  recorded writer lives (pid and process start time), unless NDSHM_FORCE_TAKEOVER. Repairs a
+ *  slot the previous writer left mid-write; numbering continues after the last version. */
+NDSHM_API int ndshm_writer_open(const char *name, const ndshm_options *opts,
+                                ndshm_writer **writer /* out */);
+/** Publish one version by copy. Never waits for readers. On success *version (may be NULL)
+ *  holds the version number (1, 2, 3, ...). Re-allocates if the array does not fit. */
+NDSHM_API int ndshm_publish(ndshm_writer *w, int dtype, uint32_t ndim, const uint64_t *shape,
+                            const void *data, uint64_t *version /* out */);
+/** Zero-copy publish, step 1: a pointer into the next slot, sized for dtype/shape
+ *  (re-allocating first if needed). Fill it, then ndshm_commit() or ndshm_cancel(). One loan at
+ *  a time; nothing is visible to readers until commit. */
+NDSHM_API int ndshm_loan(ndshm_writer *w, int dtype, uint32_t ndim, const uint64_t *shape,
+                         void **data /* out */);
+/** Publish the loaned slot, exactly like ndshm_publish. */
+NDSHM_API int ndshm_commit(ndshm_writer *w, uint64_t *version /* out */);
+/** Abandon the loan; no half-written version ever becomes visible. */
+NDSHM_API int ndshm_cancel(ndshm_writer *w);
+/** Make the next publish move to a data segment with this slot capacity (bytes) — to pre-size
+ *  for large frames or to give memory back. Takes effect at the next publish or loan. */
+NDSHM_API int ndshm_writer_reserve(ndshm_writer *w, uint64_t capacity);
+/** Version number of the last publish (0 = none). */
+NDSHM_API uint64_t ndshm_writer_version(const ndshm_writer *w);
+/** Close (cancels an open loan; unlinks the channel with NDSHM_UNLINK_ON_CLOSE). Readers see
+ *  the writer as gone. NULL is a no-op. */
+NDSHM_API int ndshm_writer_close(ndshm_writer *w);
+
+/* ---------------------------------------------------------------------------------------------
+ * Reader
+ * ------------------------------------------------------------------------------------------- */
+typedef struct ndshm_reader ndshm_reader;
+
+enum ndshm_info_flags {
+    NDSHM_INFO_META_CHANGED = 1u << 0, /* dtype or shape differs from this handle's last read
+                                          (set on a handle's first read too) */
+    NDSHM_INFO_REALLOCATED = 1u << 1,  /* the channel moved to a new data segment since the
+                                          handle's last read */
+    NDSHM_INFO_WRITER_GONE = 1u << 2,  /* the writer closed or died */
+};
+
+typedef struct ndshm_info {
+    uint64_t version;    /* version number of the array */
+    uint64_t publish_ns; /* writer's CLOCK_MONOTONIC at publish, ns */
+    uint64_t read_ns;    /* reader's CLOCK_MONOTONIC when the copy was complete and checked */
+    uint64_t latency_ns; /* read_ns - publish_ns: write-to-read latency */
+    uint64_t dropped;    /* versions between the handle's previous read and this one that it
+                            did not get (read_next: lost because the writer lapped the reader) */
+    uint64_t nbytes;     /* payload bytes */
+    uint64_t generation; /* data segment generation the version lives in */
+    uint32_t flags;      /* ndshm_info_flags */
+    int32_t dtype;       /* ndshm_dtype */
+    uint32_t ndim;
+    uint32_t reserved_;
+    uint64_t shape[NDSHM_MAX_DIMS];
+} ndshm_info;
+
+/** Attach to channel `name` as a reader. NDSHM_E_NOENT if it does not exist. opts may be NULL
+ *  (only flags NDSHM_REPLAY, retries and spin_ns are used). */
+NDSHM_API int ndshm_reader_open(const char *name, const ndshm_options *opts,
+                                ndshm_reader **reader /* out */);
+/** Copy the newest version into buf. NDSHM_OK: a version newer than this handle's last read;
+ *  NDSHM_NO_NEW: nothing newer (buf untouched); NDSHM_NO_DATA: nothing published yet;
+ *  NDSHM_CONTENDED: no consistent copy within the retry budget; NDSHM_E_TOO_SMALL: buf_size is
+ *  too small (info->nbytes says what is needed, nothing copied, the handle does not advance). */
+NDSHM_API int ndshm_read_latest(ndshm_reader *r, void *buf, size_t buf_size,
+                                ndshm_info *info /* out */);
+/** Copy the version after this handle's last read (every version, in order). When the writer
+ *  has lapped the reader it skips to the oldest version still present and info->dropped says
+ *  exactly how many were lost, also across re-allocations. */
+NDSHM_API int ndshm_read_next(ndshm_reader *r, void *buf, size_t buf_size,
+                              ndshm_info *info /* out */);
+/** As ndshm_read_latest/next, into a buffer the handle owns and grows. *data stays valid until
+ *  the next *_owned call or close. On NDSHM_NO_NEW *data is the last version read (NULL if none)
+ *  and info describes it. One thread at a time per handle. */
+NDSHM_API int ndshm_read_latest_owned(ndshm_reader *r, const void **data /* out */,
+                                      ndshm_info *info /* out */);
+NDSHM_API int ndshm_read_next_owned(ndshm_reader *r, const void **data /* out */,
+                                    ndshm_info *info /* out */);
+
+/** Zero-copy read: a view of a version in place. */
+typedef struct ndshm_view {
+    const void *data; /* the payload, read-only, in shared memory */
+    ndshm_info info;  /* its metadata; read_ns/latency are taken when the view was made */
+    void *priv_[2];   /* internal: mapping reference and slot */
+    uint64_t seq_;    /* internal: slot sequence word when the view was taken */
+} ndshm_view;
+
+/** A view of the newest version (same statuses as read_latest). Release it with
+ *  ndshm_view_release(); until then the mapping stays valid even across re-allocations. */
+NDSHM_API int ndshm_view_latest(ndshm_reader *r, ndshm_view *view /* out */);
+/** A view of the next version (as read_next). */
+NDSHM_API int ndshm_view_next(ndshm_reader *r, ndshm_view *view /* out */);
+/** NDSHM_OK if the viewed version is still intact (everything read from data before this call
+ *  was that version); NDSHM_OVERWRITTEN if the writer has started to reuse the slot. */
+NDSHM_API int ndshm_view_check(const ndshm_view *view);
+/** Check (as ndshm_view_check) and release the view; the view is cleared. */
+NDSHM_API int ndshm_view_release(ndshm_view *view);
+
+/** Wait until a version newer than this handle's last read exists. NDSHM_OK when there is one,
+ *  NDSHM_TIMEOUT after timeout_ns (negative = forever), NDSHM_WRITER_GONE when the writer has
+ *  closed or died and nothing newer is left. Spins briefly, then sleeps on a futex. */
+NDSHM_API int ndshm_wait(ndshm_reader *r, int64_t timeout_ns);
+/** 1 if the channel's writer is alive, 0 if not (a syscall: not for the fast path). */
+NDSHM_API int ndshm_reader_writer_alive(ndshm_reader *r);
+/** The reader's last version read (0 = none). */
+NDSHM_API uint64_t ndshm_reader_version(const ndshm_reader *r);
+/** Close; NULL is a no-op. No other thread may be using the handle. A view still held keeps
+ *  its mapping alive until ndshm_view_release(). */
+NDSHM_API int ndshm_reader_close(ndshm_reader *r);
+
+/* ---------------------------------------------------------------------------------------------
+ * Channels on this machine
+ * ------------------------------------------------------------------------------------------- */
+typedef struct ndshm_channel_info {
+    char name[NDSHM_NAME_MAX + 1];
+    int32_t dtype; /* of the last version; 0 if none */
+    uint32_t ndim;
+    uint64_t shape[NDSHM_MAX_DIMS];
+    uint32_t slots;
+    uint32_t mode;         /* permission bits of the control segment */
+    uint64_t capacity;     /* slot capacity, bytes */
+    uint64_t bytes;        /* shared memory used: control + data segment sizes */
+    uint64_t version;      /* last published version; 0 = none */
+    uint64_t publish_ns;   /* CLOCK_MONOTONIC of the last publish; 0 = none */
+    uint64_t generation;   /* current data segment generation */
+    uint64_t reallocs;     /* re-allocations so far */
+    uint64_t created_ns;   /* CLOCK_REALTIME at creation */
+    int64_t writer_pid;    /* 0 = no writer recorded */
+    int32_t writer_alive;  /* 1 alive, 0 not */
+    int32_t status;        /* NDSHM_OK, or why the channel could not be read (listing only) */
+} ndshm_channel_info;
+
+/** Every channel on the machine. Free *list with ndshm_list_free(). Channels that cannot be
+ *  read are listed with a negative .status. */
+NDSHM_API int ndshm_list(ndshm_channel_info **list /* out */, size_t *count /* out */);
+NDSHM_API void ndshm_list_free(ndshm_channel_info *list);
+/** One channel. */
+NDSHM_API int ndshm_stat(const char *name, ndshm_channel_info *info /* out */);
+/** Remove the channel's segments (readers and a writer still attached keep working on their
+ *  mappings, as with unlink(2)). NDSHM_E_NOENT if there is nothing to remove. */
+NDSHM_API int ndshm_unlink(const char *name);
+/** Unlink every channel whose writer is dead or gone; *removed (may be NULL) gets the count.
+ *  Never touches a channel whose writer is alive. */
+NDSHM_API int ndshm_gc(size_t *removed /* out */);
+/** Check a channel name (NDSHM_OK or NDSHM_E_NAME). */
+NDSHM_API int ndshm_name_check(const char *name);
+
+/** CLOCK_MONOTONIC in ns: the clock of publish_ns and read_ns. */
+NDSHM_API uint64_t ndshm_now_ns(void);
+/** Library version, "MAJOR.MINOR.PATCH". */
+NDSHM_API const char *ndshm_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* NDSHM_NDSHM_H */

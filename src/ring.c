@@ -1,0 +1,241 @@
+/*
+ * The slot protocol of ndshm: a ring of N seqlocked slots per data segment.
+ *
+ * LAYOUT (layout version 1; all integers little-endian, fixed width, naturally aligned)
+ *
+ *   Control segment "<dir>/ndshm.<name>", 4096 bytes, lives as long as the channel:
+ *     line 0  magic "NSHMCTL1", layout, ctl_size, ready, mode, created_ns  (immutable)
+ *     line 1  writer identity, takeovers, reallocs                  (writer, on takeover)
+ *     line 2  head, gen                                               (writer, each publish)
+ *     line 3  notify (futex word)                                     (writer, each publish)
+ *     line 4  waiters                                                 (sleeping readers)
+ *     line 5+ name                                                    (immutable)
+ *   Data segment "<dir>/ndshm.<name>@<gen>":
+ *     header  magic "RSHDATA1", layout, generation, first_version, sizes, slot geometry;
+ *             sealed = last version published into this segment once the writer moved on
+ *     slots   N x stride; slot = header (seq, version, publish_ns, nbytes, dtype, ndim, shape)
+ *             then the payload at payload_offset (64-byte aligned; page aligned when the
+ *             capacity is >= 64 KiB).
+ *
+ * WRITER (one per channel; publish of version v = head + 1 into slot v % N)
+ *   W1  seq := seq + 1 (odd), relaxed; release fence.        -> slot_begin()
+ *   W2  write header fields and payload (racy by design).     -> slot_fill(), store_payload()
+ *   W3  seq := seq + 1 (even), release.                       -> slot_end()
+ *   W4  if the version went to a new data segment: old.sealed := v - 1 (release).
+ *   W5  head := v (release); then, after a re-allocation, gen := g + 1 (release).
+ *   W6  notify += 1 (seq_cst); if waiters > 0 (seq_cst load): FUTEX_WAKE.  -> wait.c
+ *   The writer never reads anything a reader writes except `waiters`, never waits, and its
+ *   work does not depend on the number of readers: publishing is wait-free.
+ *
+ * READER, one attempt at version `want` in slot want % N             -> slot_read()
+ *   R1  s1 := seq (acquire). Odd -> BUSY.
+ *   R2  copy the slot header (racy); version != want -> NEWER / OLDER; check every header
+ *       value against the segment geometry (a torn header must never drive a copy) -> BAD.
+ *   R3  copy the payload (racy, ndshm__load_payload).
+ *   R4  acquire fence; s2 := seq (relaxed). s1 != s2 -> BUSY. Otherwise the copy is exactly
+ *       version `want`.
+ *   Why R4 is enough: if any load in R2/R3 saw a store of W2 of a later write, the acquire
+ *   fence synchronises with the release fence of W1 of that write, so s2 sees at least its
+ *   odd value and differs from s1. Failure to fence lets a reader accept a torn copy.
+ *   Read-latest wants head (loaded with acquire after gen, pairing with W5); read-next wants
+ *   cursor + 1; both retry BUSY a bounded number of times (lock-free, never blocking) and then
+ *   report NDSHM_CONTENDED. With N slots a reader has N - 1 publish periods to finish a copy.
+ *
+ * RE-ALLOCATION (a version that does not fit, or ndshm_writer_reserve())
+ *   The writer creates "<name>@<g+1>" (O_EXCL, pages reserved), writes version v into it
+ *   (W1-W3), seals the old segment at v - 1 (W4), publishes head := v then gen := g + 1 (W5)
+ *   and unlinks the old segment at once. Readers still mapped to the old segment keep a valid
+ *   mapping (unlink semantics); they see gen change and re-map. Since head is stored before
+ *   gen, a reader that sees the new gen (acquire) finds head inside the new segment; a reader
+ *   that sees a new head with an old gen finds OLDER in the old segment and retries.
+ *   Read-next across generations: versions <= sealed are read from the old mapping; versions
+ *   below the new segment's first_version that no mapping holds any more are counted as
+ *   dropped. Nothing is lost without being counted.
+ *
+ * INVARIANTS
+ *   I1  A version number is never reused: head only grows, also across takeover.
+ *   I2  A slot's seq is odd exactly while the writer writes it; a reader accepts only a copy
+ *       bracketed by the same even seq with version == want.
+ *   I3  head = v implies slot v % N of segment gen holds v, or a later version.
+ *   I4  A data segment, once published, is never modified after it is sealed.
+ *
+ * CRASH
+ *   A writer killed between W1 and W3 leaves one slot odd: readers see BUSY/NEWER there and
+ *   never accept it. A new writer (ndshm_writer_open) takes over only if the recorded writer is
+ *   dead (pid and start time), marks odd slots invalid (version 0, seq even), unlinks data
+ *   segments of unpublished generations, and continues at head + 1.
+ *
+ * MEMORY MODEL
+ *   The payload and header copies under the seqlock race with the writer by design (Boehm,
+ *   "Can seqlocks get along with programming language memory models?", 2012). They are
+ *   confined to ndshm__load_payload()/ndshm__store_payload() below. Built with
+ *   NDSHM_TSAN_COPY (the ThreadSanitizer build), both copy with relaxed atomic accesses so the
+ *   sanitizer checks the protocol itself instead of being silenced.
+ */
+#include <string.h>
+
+#include "internal.h"
+
+/* ----- the only intentionally racy routines ------------------------------------------------ */
+#ifdef NDSHM_TSAN_COPY
+/* Relaxed atomic copies: same semantics under the seqlock, visible to ThreadSanitizer. */
+static void racy_copy(void *dst, const void *src, uint64_t n)
+{
+    unsigned char *d = dst;
+    const unsigned char *s = src;
+    while (n && ((uintptr_t)s & 7)) {
+        *d++ = atomic_load_explicit((_Atomic unsigned char *)s, memory_order_relaxed);
+        s++;
+        n--;
+    }
+    for (; n >= 8; n -= 8, s += 8, d += 8) {
+        uint64_t v = atomic_load_explicit((_Atomic uint64_t *)s, memory_order_relaxed);
+        memcpy(d, &v, 8);
+    }
+    while (n--)
+        *d++ = atomic_load_explicit((_Atomic unsigned char *)s++, memory_order_relaxed);
+}
+static void racy_store(void *dst, const void *src, uint64_t n)
+{
+    unsigned char *d = dst;
+    const unsigned char *s = src;
+    while (n && ((uintptr_t)d & 7)) {
+        atomic_store_explicit((_Atomic unsigned char *)d, *s++, memory_order_relaxed);
+        d++;
+        n--;
+    }
+    for (; n >= 8; n -= 8, s += 8, d += 8) {
+        uint64_t v;
+        memcpy(&v, s, 8);
+        atomic_store_explicit((_Atomic uint64_t *)d, v, memory_order_relaxed);
+    }
+    while (n--)
+        atomic_store_explicit((_Atomic unsigned char *)d++, *s++, memory_order_relaxed);
+}
+#else
+/* RACY BY DESIGN: reads shared memory the writer may be rewriting. The caller validates the
+ * result with the slot's seq (R4) before trusting any byte. */
+__attribute__((no_sanitize("thread"))) static void racy_copy(void *dst, const void *src,
+                                                             uint64_t n)
+{
+    memcpy(dst, src, (size_t)n);
+}
+__attribute__((no_sanitize("thread"))) static void racy_store(void *dst, const void *src,
+                                                              uint64_t n)
+{
+    memcpy(dst, src, (size_t)n);
+}
+#endif
+
+void ndshm__store_payload(void *dst, const void *src, uint64_t n)
+{
+    racy_store(dst, src, n);
+}
+
+/* ----- writer side --------------------------------------------------------------------------- */
+
+void ndshm__slot_begin(struct ndshm__slot *s)
+{
+    uint64_t seq = atomic_load_explicit(&s->seq, memory_order_relaxed);
+    /* Only the writer stores seq, and it always leaves it even (repair guarantees it). */
+    NDSHM__INVARIANT((seq & 1) == 0);
+    atomic_store_explicit(&s->seq, seq + 1, memory_order_relaxed);
+    /* W1. Pairs with the acquire fence of R4 in ndshm__slot_read(): a reader that sees any
+     * store made after this fence also sees the odd seq. Failure to fence lets a reader
+     * accept a torn copy. */
+    atomic_thread_fence(memory_order_release);
+}
+
+void ndshm__slot_fill(struct ndshm__slot *s, uint64_t version, int dtype, uint32_t ndim,
+                      const uint64_t *shape, uint64_t nbytes)
+{
+    struct ndshm__slot h;
+    memset(&h, 0, sizeof h);
+    h.version = version;
+    h.nbytes = nbytes;
+    h.dtype = dtype;
+    h.ndim = ndim;
+    if (ndim)
+        memcpy(h.shape, shape, ndim * sizeof *shape);
+    /* publish_ns is stored by slot_end(), as late as possible. Skip the seq word. */
+    racy_store((char *)s + sizeof s->seq, (char *)&h + sizeof h.seq, sizeof h - sizeof h.seq);
+}
+
+void ndshm__slot_end(struct ndshm__slot *s, uint64_t publish_ns)
+{
+    racy_store(&s->publish_ns, &publish_ns, sizeof publish_ns);
+    uint64_t seq = atomic_load_explicit(&s->seq, memory_order_relaxed);
+    NDSHM__INVARIANT(seq & 1);
+    /* W3. Pairs with the acquire load of s1 in R1: a reader that sees this even value sees
+     * the whole header and payload written before it. */
+    atomic_store_explicit(&s->seq, seq + 1, memory_order_release);
+}
+
+void ndshm__slot_invalidate(struct ndshm__slot *s)
+{
+    uint64_t seq = atomic_load_explicit(&s->seq, memory_order_relaxed);
+    if (!(seq & 1)) {
+        atomic_store_explicit(&s->seq, seq + 1, memory_order_relaxed);
+        atomic_thread_fence(memory_order_release); /* as W1 */
+    }
+    uint64_t zero = 0;
+    racy_store(&s->version, &zero, sizeof zero);
+    seq = atomic_load_explicit(&s->seq, memory_order_relaxed);
+    atomic_store_explicit(&s->seq, seq + 1, memory_order_release); /* as W3 */
+}
+
+/* ----- reader side --------------------------------------------------------------------------- */
+
+int ndshm__meta_check(const struct ndshm__meta *m, uint64_t capacity)
+{
+    uint64_t n;
+    if (m->ndim > NDSHM_MAX_DIMS)
+        return 0;
+    if (ndshm_array_nbytes(m->dtype, m->ndim, m->shape, &n) != NDSHM_OK)
+        return 0;
+    return n == m->nbytes && n <= capacity;
+}
+
+enum ndshm__try ndshm__slot_read(const struct ndshm__slot *s, const struct ndshm__geom *g,
+                                 uint64_t want, void *dst, uint64_t dst_size,
+                                 struct ndshm__meta *meta, uint64_t *seq_out)
+{
+    struct ndshm__slot *ss = (struct ndshm__slot *)s;
+    /* R1. Pairs with the release store of seq in ndshm__slot_end() (W3). */
+    uint64_t s1 = atomic_load_explicit(&ss->seq, memory_order_acquire);
+    if (s1 & 1)
+        return NDSHM__BUSY;
+    /* R2 */
+    struct ndshm__slot h;
+    racy_copy((char *)&h + sizeof h.seq, (const char *)s + sizeof s->seq,
+              sizeof h - sizeof h.seq);
+    enum ndshm__try res = NDSHM__GOT;
+    meta->version = h.version;
+    meta->publish_ns = h.publish_ns;
+    meta->nbytes = h.nbytes;
+    meta->dtype = h.dtype;
+    meta->ndim = h.ndim <= NDSHM_MAX_DIMS ? h.ndim : NDSHM_MAX_DIMS + 1;
+    if (meta->ndim <= NDSHM_MAX_DIMS)
+        memcpy(meta->shape, h.shape, meta->ndim * sizeof h.shape[0]);
+    if (h.version != want)
+        res = h.version > want ? NDSHM__NEWER : NDSHM__OLDER;
+    else if (!ndshm__meta_check(meta, g->slot_capacity))
+        res = NDSHM__BAD; /* decided after R4: torn, or really corrupt */
+    else if (dst && h.nbytes <= dst_size)
+        racy_copy(dst, (const char *)s + g->payload_offset, h.nbytes); /* R3 */
+    /* R4. Pairs with the release fence in ndshm__slot_begin() (W1). */
+    atomic_thread_fence(memory_order_acquire);
+    uint64_t s2 = atomic_load_explicit(&ss->seq, memory_order_relaxed);
+    if (s1 != s2)
+        return NDSHM__BUSY;
+    *seq_out = s1;
+    return res;
+}
+
+int ndshm__slot_still(const struct ndshm__slot *s, uint64_t seq)
+{
+    /* As R4: everything the caller read from the slot before this call was written before the
+     * writer's next W1 if seq is unchanged. */
+    atomic_thread_fence(memory_order_acquire);
+    return atomic_load_explicit(&((struct ndshm__slot *)s)->seq, memory_order_relaxed) == seq;
+}

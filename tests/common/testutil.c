@@ -1,0 +1,140 @@
+#include "testutil.h"
+
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ndshm/ndshm.h"
+
+static char prefix[64];
+
+static const char *shm_dir(void)
+{
+    const char *d = getenv("NDSHM_DIR");
+    return d && d[0] == '/' ? d : "/dev/shm";
+}
+
+const char *tu_name(const char *base)
+{
+    static char names[16][NDSHM_NAME_MAX + 1];
+    static unsigned next;
+    char *out = names[next++ % 16];
+    if (!prefix[0])
+        snprintf(prefix, sizeof prefix, "ndt-%d-", (int)getpid());
+    snprintf(out, NDSHM_NAME_MAX + 1, "%s%s", prefix, base);
+    return out;
+}
+
+void tu_cleanup(void)
+{
+    char want[80];
+    snprintf(want, sizeof want, "ndshm.ndt-%d-", (int)getpid());
+    DIR *d = opendir(shm_dir());
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, want, strlen(want)) == 0) {
+            char path[512];
+            snprintf(path, sizeof path, "%s/%s", shm_dir(), e->d_name);
+            unlink(path);
+        }
+    }
+    closedir(d);
+}
+
+static pid_t owner;
+
+static void at_exit(void)
+{
+    if (getpid() == owner) /* forked children must not clean up under the parent */
+        tu_cleanup();
+}
+
+static void on_signal(int sig)
+{
+    at_exit();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+void tu_init(void)
+{
+    owner = getpid();
+    (void)tu_name("");
+    atexit(at_exit);
+    int sigs[] = {SIGABRT, SIGSEGV, SIGBUS, SIGTERM, SIGINT, SIGFPE, SIGILL};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        signal(sigs[i], on_signal);
+}
+
+int tu_count_segments(const char *name)
+{
+    char ctl[256], data[256];
+    snprintf(ctl, sizeof ctl, "ndshm.%s", name);
+    snprintf(data, sizeof data, "ndshm.%s@", name);
+    int n = 0;
+    DIR *d = opendir(shm_dir());
+    if (!d)
+        return -1;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ctl) == 0 || strncmp(e->d_name, data, strlen(data)) == 0)
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+static uint64_t mix(uint64_t x)
+{
+    x += UINT64_C(0x9e3779b97f4a7c15);
+    x = (x ^ (x >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    x = (x ^ (x >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return x ^ (x >> 31);
+}
+
+void tu_fill(void *buf, size_t n, uint64_t v)
+{
+    unsigned char *p = buf;
+    uint64_t seed = mix(v);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w = seed ^ (i * UINT64_C(0x100000001b3));
+        memcpy(p + i, &w, 8);
+    }
+    for (; i < n; i++)
+        p[i] = (unsigned char)(seed >> (8 * (i % 8)));
+}
+
+int tu_check(const void *buf, size_t n, uint64_t v)
+{
+    const unsigned char *p = buf;
+    uint64_t seed = mix(v);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w = seed ^ (i * UINT64_C(0x100000001b3)), got;
+        memcpy(&got, p + i, 8);
+        if (got != w)
+            return 0;
+    }
+    for (; i < n; i++)
+        if (p[i] != (unsigned char)(seed >> (8 * (i % 8))))
+            return 0;
+    return 1;
+}
+
+size_t tu_size_for(uint64_t v, size_t lo, size_t hi)
+{
+    return lo + (size_t)(mix(v * 31 + 7) % (hi - lo + 1));
+}
+
+void tu_sleep_ms(unsigned ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
