@@ -114,8 +114,8 @@ int ndshm_stat(const char *name, ndshm_channel_info *out)
             struct ndshm__meta meta;
             uint64_t seq;
             for (int k = 0; k < 64; k++) {
-                enum ndshm__try t = ndshm__slot_read(ndshm__slot_at(dm.base, &g, head), &g,
-                                                     head, NULL, 0, &meta, &seq);
+                enum ndshm__try t = ndshm__slot_read(ndshm__slot_at(dm.base, &g, head), &g, head,
+                                                     NULL, 0, &meta, &seq);
                 if (t == NDSHM__GOT) {
                     ci.dtype = meta.dtype;
                     ci.ndim = meta.ndim;

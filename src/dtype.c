@@ -11,12 +11,12 @@ struct dtype_desc {
 
 /* Indexed by ndshm_dtype; entry 0 is "unknown". */
 static const struct dtype_desc dtypes[NDSHM_DTYPE_COUNT + 1] = {
-    [NDSHM_BOOL] = {"|b1", "bool", 1},          [NDSHM_INT8] = {"|i1", "int8", 1},
-    [NDSHM_INT16] = {"<i2", "int16", 2},        [NDSHM_INT32] = {"<i4", "int32", 4},
-    [NDSHM_INT64] = {"<i8", "int64", 8},        [NDSHM_UINT8] = {"|u1", "uint8", 1},
-    [NDSHM_UINT16] = {"<u2", "uint16", 2},      [NDSHM_UINT32] = {"<u4", "uint32", 4},
-    [NDSHM_UINT64] = {"<u8", "uint64", 8},      [NDSHM_FLOAT16] = {"<f2", "float16", 2},
-    [NDSHM_FLOAT32] = {"<f4", "float32", 4},    [NDSHM_FLOAT64] = {"<f8", "float64", 8},
+    [NDSHM_BOOL] = {"|b1", "bool", 1},           [NDSHM_INT8] = {"|i1", "int8", 1},
+    [NDSHM_INT16] = {"<i2", "int16", 2},         [NDSHM_INT32] = {"<i4", "int32", 4},
+    [NDSHM_INT64] = {"<i8", "int64", 8},         [NDSHM_UINT8] = {"|u1", "uint8", 1},
+    [NDSHM_UINT16] = {"<u2", "uint16", 2},       [NDSHM_UINT32] = {"<u4", "uint32", 4},
+    [NDSHM_UINT64] = {"<u8", "uint64", 8},       [NDSHM_FLOAT16] = {"<f2", "float16", 2},
+    [NDSHM_FLOAT32] = {"<f4", "float32", 4},     [NDSHM_FLOAT64] = {"<f8", "float64", 8},
     [NDSHM_COMPLEX64] = {"<c8", "complex64", 8}, [NDSHM_COMPLEX128] = {"<c16", "complex128", 16},
 };
 

@@ -166,8 +166,8 @@ struct ndshm__geom {
     uint32_t payload_offset;
 };
 NDSHM_INTERNAL int ndshm__geom_plan(uint32_t slots, uint64_t capacity, struct ndshm__geom *g);
-NDSHM_INTERNAL int ndshm__create_data(const char *name, const struct ndshm__geom *g,
-                                      uint32_t mode, struct ndshm__map *out);
+NDSHM_INTERNAL int ndshm__create_data(const char *name, const struct ndshm__geom *g, uint32_t mode,
+                                      struct ndshm__map *out);
 NDSHM_INTERNAL int ndshm__map_data(const char *name, uint64_t gen, int writable,
                                    struct ndshm__map *out, struct ndshm__geom *g);
 NDSHM_INTERNAL int ndshm__validate_data(const void *base, uint64_t size, uint64_t gen,
@@ -198,11 +198,11 @@ NDSHM_INTERNAL void ndshm__store_payload(void *dst, const void *src, uint64_t n)
 
 /* Result of one optimistic attempt at a slot. */
 enum ndshm__try {
-    NDSHM__GOT = 0,      /* consistent copy of the wanted version */
-    NDSHM__BUSY,         /* being written or changed under us: try again */
-    NDSHM__NEWER,        /* the slot holds a newer version (the wanted one is gone) */
-    NDSHM__OLDER,        /* the slot holds an older version (the wanted one is not here) */
-    NDSHM__BAD,          /* header values fail validation against the geometry */
+    NDSHM__GOT = 0, /* consistent copy of the wanted version */
+    NDSHM__BUSY,    /* being written or changed under us: try again */
+    NDSHM__NEWER,   /* the slot holds a newer version (the wanted one is gone) */
+    NDSHM__OLDER,   /* the slot holds an older version (the wanted one is not here) */
+    NDSHM__BAD,     /* header values fail validation against the geometry */
 };
 struct ndshm__meta {
     uint64_t version;

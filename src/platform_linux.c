@@ -99,8 +99,8 @@ static void *lx_mmap(int fd, uint64_t size, int writable, int *err)
         *err = -EINVAL;
         return NULL;
     }
-    void *p = mmap(NULL, (size_t)size, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED,
-                   fd, 0);
+    void *p =
+        mmap(NULL, (size_t)size, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) {
         *err = -errno;
         return NULL;
@@ -237,7 +237,8 @@ int ndshm__proc_start_parse(const char *stat, size_t len, uint64_t *start)
         return -1;
     uint64_t v = 0;
     while (p < end && *p >= '0' && *p <= '9') {
-        if (__builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, (uint64_t)(*p - '0'), &v))
+        if (__builtin_mul_overflow(v, 10, &v) ||
+            __builtin_add_overflow(v, (uint64_t)(*p - '0'), &v))
             return -1;
         p++;
     }

@@ -36,7 +36,8 @@ struct ndshm_reader {
     _Atomic uint64_t meta_hash;  /* dtype+shape of the last read; 0 = none yet */
     _Atomic uint64_t last_gen;   /* generation of the last read */
     _Atomic uint64_t alive_ns;   /* when writer liveness was last checked */
-    atomic_int gone;             /* last liveness check found the writer dead */
+    _Atomic uint64_t dead_ident; /* writer identity found dead by the last check (0 = none):
+                                    a takeover changes the identity, so this never goes stale */
     /* handle-owned buffer of the *_owned calls */
     void *buf;
     uint64_t buf_cap;
@@ -44,7 +45,7 @@ struct ndshm_reader {
     int buf_valid;
 };
 
-#define RETRY INT32_MAX /* read_core: not a status, try again */
+#define RETRY          INT32_MAX  /* read_core: not a status, try again */
 #define ALIVE_CHECK_NS 100000000u /* liveness of a crashed writer is re-checked every 100 ms */
 
 /* ----- mappings ---------------------------------------------------------------------------- */
@@ -190,22 +191,27 @@ int ndshm_reader_writer_alive(ndshm_reader *r)
 {
     if (!r)
         return 0;
-    int alive = ndshm__writer_alive(r->ctl);
-    atomic_store_explicit(&r->gone, !alive, memory_order_relaxed);
+    uint64_t ident = atomic_load_explicit(&r->ctl->writer, memory_order_acquire);
+    int alive = ident != 0 && ndshm__identity_alive(ident);
+    atomic_store_explicit(&r->dead_ident, alive ? 0 : ident, memory_order_relaxed);
     atomic_store_explicit(&r->alive_ns, ndshm_now_ns(), memory_order_relaxed);
     return alive;
 }
 
 /* Writer gone? Cheap (one load) for a clean close; a crash is checked at most every 100 ms
  * (a syscall), so this is fine on the no-data path but is not called on the success path. */
+static int gone_cached(ndshm_reader *r)
+{
+    uint64_t ident = atomic_load_explicit(&r->ctl->writer, memory_order_acquire);
+    return ident == 0 || ident == atomic_load_explicit(&r->dead_ident, memory_order_relaxed);
+}
+
 static int writer_gone(ndshm_reader *r, uint64_t now)
 {
-    if (atomic_load_explicit(&r->ctl->writer, memory_order_acquire) == 0)
-        return 1;
     uint64_t last = atomic_load_explicit(&r->alive_ns, memory_order_relaxed);
     if (now - last >= ALIVE_CHECK_NS)
         return !ndshm_reader_writer_alive(r);
-    return atomic_load_explicit(&r->gone, memory_order_relaxed);
+    return gone_cached(r);
 }
 
 int ndshm__reader_gone(ndshm_reader *r)
@@ -256,8 +262,7 @@ static void fill_info(ndshm_reader *r, const struct got *g, uint64_t dropped, nd
     uint64_t lg = atomic_exchange_explicit(&r->last_gen, g->gen, memory_order_relaxed);
     if (lg != 0 && lg != g->gen)
         info->flags |= NDSHM_INFO_REALLOCATED;
-    if (atomic_load_explicit(&r->ctl->writer, memory_order_relaxed) == 0 ||
-        atomic_load_explicit(&r->gone, memory_order_relaxed))
+    if (gone_cached(r))
         info->flags |= NDSHM_INFO_WRITER_GONE;
 }
 
@@ -357,9 +362,8 @@ static int read_core(ndshm_reader *r, int next, void *dst, uint64_t dst_size, in
                 /* Claim the version: with threads sharing the handle each version goes to
                  * exactly one of them, and the gap before it is counted once. */
                 uint64_t expect = pos;
-                if (!atomic_compare_exchange_strong_explicit(&r->pos, &expect, want,
-                                                             memory_order_acq_rel,
-                                                             memory_order_acquire)) {
+                if (!atomic_compare_exchange_strong_explicit(
+                        &r->pos, &expect, want, memory_order_acq_rel, memory_order_acquire)) {
                     if (view)
                         rmap_put(m);
                     pos = expect;
@@ -372,9 +376,9 @@ static int read_core(ndshm_reader *r, int next, void *dst, uint64_t dst_size, in
                     atomic_store_explicit(&r->replay, 0, memory_order_relaxed);
             } else {
                 uint64_t p = pos;
-                while (p < want && !atomic_compare_exchange_weak_explicit(
-                                       &r->pos, &p, want, memory_order_acq_rel,
-                                       memory_order_acquire))
+                while (p < want && !atomic_compare_exchange_weak_explicit(&r->pos, &p, want,
+                                                                          memory_order_acq_rel,
+                                                                          memory_order_acquire))
                     ;
                 *dropped = want > pos + 1 ? want - pos - 1 : 0;
             }

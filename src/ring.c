@@ -115,8 +115,7 @@ static void racy_store(void *dst, const void *src, uint64_t n)
 #else
 /* RACY BY DESIGN: reads shared memory the writer may be rewriting. The caller validates the
  * result with the slot's seq (R4) before trusting any byte. */
-__attribute__((no_sanitize("thread"))) static void racy_copy(void *dst, const void *src,
-                                                             uint64_t n)
+__attribute__((no_sanitize("thread"))) static void racy_copy(void *dst, const void *src, uint64_t n)
 {
     memcpy(dst, src, (size_t)n);
 }
@@ -207,8 +206,7 @@ enum ndshm__try ndshm__slot_read(const struct ndshm__slot *s, const struct ndshm
         return NDSHM__BUSY;
     /* R2 */
     struct ndshm__slot h;
-    racy_copy((char *)&h + sizeof h.seq, (const char *)s + sizeof s->seq,
-              sizeof h - sizeof h.seq);
+    racy_copy((char *)&h + sizeof h.seq, (const char *)s + sizeof s->seq, sizeof h - sizeof h.seq);
     enum ndshm__try res = NDSHM__GOT;
     meta->version = h.version;
     meta->publish_ns = h.publish_ns;

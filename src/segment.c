@@ -237,8 +237,8 @@ int ndshm__validate_data(const void *base, uint64_t size, uint64_t gen, struct n
         .payload_offset = d->payload_offset,
     };
     /* Check everything against the real mapping size before any use. */
-    if (d->hdr_size != sizeof *d || v.generation != gen || v.seg_size > size ||
-        v.slot_count == 0 || v.slot_count > NDSHM_MAX_SLOTS || v.slots_offset < sizeof *d ||
+    if (d->hdr_size != sizeof *d || v.generation != gen || v.seg_size > size || v.slot_count == 0 ||
+        v.slot_count > NDSHM_MAX_SLOTS || v.slots_offset < sizeof *d ||
         v.slots_offset % NDSHM__CACHE_LINE || v.payload_offset < sizeof(struct ndshm__slot) ||
         v.payload_offset % NDSHM__CACHE_LINE || v.slot_stride % NDSHM__CACHE_LINE ||
         v.slot_capacity > NDSHM_MAX_CAPACITY || v.first_version == 0)

@@ -18,7 +18,6 @@
 
 #include "internal.h"
 
-
 #define SLEEP_SLICE_NS 100000000 /* liveness of the writer is re-checked between slices */
 
 void ndshm__notify(struct ndshm__ctl *ctl)

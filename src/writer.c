@@ -17,9 +17,9 @@ struct ndshm_writer {
     struct ndshm__geom geom;
     struct ndshm__map pending; /* next generation, created by a loan, published by commit */
     struct ndshm__geom pgeom;
-    uint64_t head;     /* last version published */
-    uint64_t reserve;  /* capacity asked by ndshm_writer_reserve(), 0 = none */
-    uint64_t identity; /* our identity word in ctl->writer */
+    uint64_t head;            /* last version published */
+    uint64_t reserve;         /* capacity asked by ndshm_writer_reserve(), 0 = none */
+    uint64_t identity;        /* our identity word in ctl->writer */
     struct ndshm__slot *loan; /* slot of the open loan, NULL = none */
     uint64_t loan_version;
 #ifndef NDEBUG
@@ -261,8 +261,8 @@ static void drop_pending(ndshm_writer *w)
     ndshm__os->unlink(seg);
 }
 
-static int loan_impl(ndshm_writer *w, int dtype, uint32_t ndim, const uint64_t *shape,
-                     void **data, uint64_t *nbytes_out)
+static int loan_impl(ndshm_writer *w, int dtype, uint32_t ndim, const uint64_t *shape, void **data,
+                     uint64_t *nbytes_out)
 {
     if (w->loan)
         return NDSHM_E_STATE;
@@ -282,7 +282,7 @@ static int loan_impl(ndshm_writer *w, int dtype, uint32_t ndim, const uint64_t *
     void *base = w->pending.base ? w->pending.base : w->data.base;
     uint64_t v = w->head + 1;
     struct ndshm__slot *s = ndshm__slot_at(base, g, v);
-    ndshm__slot_begin(s);                              /* W1 */
+    ndshm__slot_begin(s);                               /* W1 */
     ndshm__slot_fill(s, v, dtype, ndim, shape, nbytes); /* W2 (header) */
     w->loan = s;
     w->loan_version = v;

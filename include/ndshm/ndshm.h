@@ -48,14 +48,15 @@ extern "C" {
 #define NDSHM_STATUS_MAP(X)                                                                        \
     X(OK, 0, "success")                                                                            \
     X(NO_NEW, 1, "nothing new since this reader's last read")                                      \
-    X(NO_DATA, 2, "nothing has been published on this channel yet")                               \
+    X(NO_DATA, 2, "nothing has been published on this channel yet")                                \
     X(TIMEOUT, 3, "timed out")                                                                     \
     X(WRITER_GONE, 4, "the channel's writer is gone (closed or dead)")                             \
     X(CONTENDED, 5, "no consistent copy within the retry budget: the writer kept overwriting it")  \
     X(OVERWRITTEN, 6, "the viewed version was overwritten by the writer while in use")             \
     X(E_INVAL, -1, "invalid argument")                                                             \
-    X(E_NAME, -2, "invalid channel name: use 1-128 characters of [A-Za-z0-9._-], not starting "    \
-                  "with '.'")                                                                      \
+    X(E_NAME, -2,                                                                                  \
+      "invalid channel name: use 1-128 characters of [A-Za-z0-9._-], not starting "                \
+      "with '.'")                                                                                  \
     X(E_EXISTS, -3, "a channel with this name already exists")                                     \
     X(E_NOENT, -4, "no channel with this name")                                                    \
     X(E_DTYPE, -5, "unknown or unsupported dtype")                                                 \
@@ -141,16 +142,19 @@ enum ndshm_flags {
 };
 
 typedef struct ndshm_options {
-    uint32_t size;      /* sizeof(ndshm_options); set by NDSHM_OPTIONS_INIT */
-    uint32_t flags;     /* bit set of ndshm_flags */
-    uint32_t slots;     /* ring slots per data segment, 1..NDSHM_MAX_SLOTS; 0 = default (4) */
-    uint32_t mode;      /* permission bits for created segments; 0 = default (0600) */
-    uint64_t capacity;  /* initial slot capacity in bytes; 0 = default (64 KiB) */
-    uint32_t retries;   /* reader: consistent-copy attempts before NDSHM_CONTENDED; 0 = 64 */
-    uint32_t spin_ns;   /* reader: how long ndshm_wait spins before sleeping; 0 = 20000 */
+    uint32_t size;     /* sizeof(ndshm_options); set by NDSHM_OPTIONS_INIT */
+    uint32_t flags;    /* bit set of ndshm_flags */
+    uint32_t slots;    /* ring slots per data segment, 1..NDSHM_MAX_SLOTS; 0 = default (4) */
+    uint32_t mode;     /* permission bits for created segments; 0 = default (0600) */
+    uint64_t capacity; /* initial slot capacity in bytes; 0 = default (64 KiB) */
+    uint32_t retries;  /* reader: consistent-copy attempts before NDSHM_CONTENDED; 0 = 64 */
+    uint32_t spin_ns;  /* reader: how long ndshm_wait spins before sleeping; 0 = 20000 */
 } ndshm_options;
 
-#define NDSHM_OPTIONS_INIT {sizeof(ndshm_options), 0, 0, 0, 0, 0, 0}
+#define NDSHM_OPTIONS_INIT                                                                         \
+    {                                                                                              \
+        sizeof(ndshm_options), 0, 0, 0, 0, 0, 0                                                    \
+    }
 #define NDSHM_MAX_SLOTS    65536u
 #define NDSHM_MAX_CAPACITY (UINT64_C(1) << 40) /* 1 TiB per slot */
 
@@ -282,17 +286,17 @@ typedef struct ndshm_channel_info {
     uint32_t ndim;
     uint64_t shape[NDSHM_MAX_DIMS];
     uint32_t slots;
-    uint32_t mode;         /* permission bits of the control segment */
-    uint64_t capacity;     /* slot capacity, bytes */
-    uint64_t bytes;        /* shared memory used: control + data segment sizes */
-    uint64_t version;      /* last published version; 0 = none */
-    uint64_t publish_ns;   /* CLOCK_MONOTONIC of the last publish; 0 = none */
-    uint64_t generation;   /* current data segment generation */
-    uint64_t reallocs;     /* re-allocations so far */
-    uint64_t created_ns;   /* CLOCK_REALTIME at creation */
-    int64_t writer_pid;    /* 0 = no writer recorded */
-    int32_t writer_alive;  /* 1 alive, 0 not */
-    int32_t status;        /* NDSHM_OK, or why the channel could not be read (listing only) */
+    uint32_t mode;        /* permission bits of the control segment */
+    uint64_t capacity;    /* slot capacity, bytes */
+    uint64_t bytes;       /* shared memory used: control + data segment sizes */
+    uint64_t version;     /* last published version; 0 = none */
+    uint64_t publish_ns;  /* CLOCK_MONOTONIC of the last publish; 0 = none */
+    uint64_t generation;  /* current data segment generation */
+    uint64_t reallocs;    /* re-allocations so far */
+    uint64_t created_ns;  /* CLOCK_REALTIME at creation */
+    int64_t writer_pid;   /* 0 = no writer recorded */
+    int32_t writer_alive; /* 1 alive, 0 not */
+    int32_t status;       /* NDSHM_OK, or why the channel could not be read (listing only) */
 } ndshm_channel_info;
 
 /** Every channel on the machine. Free *list with ndshm_list_free(). Channels that cannot be
@@ -314,6 +318,8 @@ NDSHM_API int ndshm_name_check(const char *name);
 NDSHM_API uint64_t ndshm_now_ns(void);
 /** Library version, "MAJOR.MINOR.PATCH". */
 NDSHM_API const char *ndshm_version(void);
+
+#include "ndshm/npy.h"
 
 #ifdef __cplusplus
 }
