@@ -356,7 +356,7 @@ static int read_core(ndshm_reader *r, int next, void *dst, uint64_t dst_size, in
             g->gen = m->geom.generation;
             g->slot = s;
             g->m = view ? m : NULL;
-            if (dst && g->meta.nbytes > dst_size)
+            if (!view && g->meta.nbytes > dst_size)
                 return NDSHM_E_TOO_SMALL; /* the handle does not advance */
             if (next) {
                 /* Claim the version: with threads sharing the handle each version goes to
