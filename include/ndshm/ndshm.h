@@ -320,6 +320,7 @@ NDSHM_API uint64_t ndshm_now_ns(void);
 NDSHM_API const char *ndshm_version(void);
 
 #include "ndshm/npy.h"
+#include "ndshm/wire.h"
 
 #ifdef __cplusplus
 }

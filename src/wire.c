@@ -1,0 +1,295 @@
+/*
+ * The ndshm wire format (format version 1): one version as one self-describing byte buffer.
+ *
+ * LAYOUT (all integers little-endian, byte offsets from the buffer start; docs/wire.md)
+ *    0  u32  magic            "NDSW"
+ *    4  u16  format           1
+ *    6  u16  header_len       64 + 8 * ndim  (bytes that carry information)
+ *    8  u16  flags            bit 0: publish_real_ns valid; other bits must be 0
+ *   10  u8   dtype            ndshm_dtype, 1..14
+ *   11  u8   ndim             0..32
+ *   12  u32  payload_offset   header_len rounded up to a multiple of 64
+ *   16  u64  version          origin channel's version number
+ *   24  u64  publish_ns       origin writer's CLOCK_MONOTONIC at publish
+ *   32  u64  publish_real_ns  the same instant in the origin host's CLOCK_REALTIME
+ *   40  u64  payload_len      = ndshm_array_nbytes(dtype, ndim, shape)
+ *   48  u64  stream_seq       sender's message counter within a session
+ *   56  u64  session          sender's session id
+ *   64  u64  shape[ndim]
+ *   header_len .. payload_offset: zero padding
+ *   payload_offset: payload_len bytes of C-contiguous array data, nothing after.
+ *
+ * Every length is explicit and redundant on purpose: a decoder recomputes header_len,
+ * payload_offset and payload_len from ndim, dtype and shape and refuses any mismatch, so no
+ * field read from the buffer ever drives an access by itself. Fields are read byte by byte
+ * (no unaligned or type-punned loads), so the decoder is independent of host endianness and of
+ * the buffer's alignment.
+ */
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+#include "ndshm/wire.h"
+
+static void put16(unsigned char *p, uint16_t v)
+{
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+}
+
+static void put32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void put64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint16_t get16(const unsigned char *p)
+{
+    return (uint16_t)(p[0] | (uint16_t)p[1] << 8);
+}
+
+static uint32_t get32(const unsigned char *p)
+{
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static uint64_t get64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* header_len and payload_offset for ndim <= NDSHM_MAX_DIMS */
+static uint32_t header_len(uint32_t ndim)
+{
+    return NDSHM_WIRE_FIXED + 8u * ndim;
+}
+
+static uint32_t payload_offset(uint32_t ndim)
+{
+    return (header_len(ndim) + NDSHM_WIRE_ALIGN - 1) / NDSHM_WIRE_ALIGN * NDSHM_WIRE_ALIGN;
+}
+
+static_assert(NDSHM_WIRE_FIXED + 8u * NDSHM_MAX_DIMS <= NDSHM_WIRE_HEADER_MAX, "header max");
+static_assert(NDSHM_WIRE_HEADER_MAX % NDSHM_WIRE_ALIGN == 0, "header max aligned");
+
+int ndshm_wire_header_size(uint32_t ndim, size_t *size)
+{
+    if (!size)
+        return NDSHM_E_INVAL;
+    if (ndim > NDSHM_MAX_DIMS)
+        return NDSHM_E_NDIM;
+    *size = payload_offset(ndim);
+    return NDSHM_OK;
+}
+
+/* Checks the metadata an encoder is given. */
+static int meta_check(const ndshm_wire_meta *meta)
+{
+    if (!meta)
+        return NDSHM_E_INVAL;
+    if (meta->ndim > NDSHM_MAX_DIMS)
+        return NDSHM_E_NDIM;
+    if (meta->flags & ~(uint32_t)NDSHM_WIRE_KNOWN_FLAGS)
+        return NDSHM_E_INVAL;
+    uint64_t nbytes;
+    int rc = ndshm_array_nbytes(meta->dtype, meta->ndim, meta->shape, &nbytes);
+    if (rc != NDSHM_OK)
+        return rc;
+    if (nbytes != meta->nbytes)
+        return NDSHM_E_INVAL;
+    return NDSHM_OK;
+}
+
+int ndshm_wire_size(const ndshm_wire_meta *meta, uint64_t *size)
+{
+    if (!size)
+        return NDSHM_E_INVAL;
+    int rc = meta_check(meta);
+    if (rc != NDSHM_OK)
+        return rc;
+    /* nbytes <= NDSHM_MAX_CAPACITY (2^40): no overflow */
+    *size = payload_offset(meta->ndim) + meta->nbytes;
+    return NDSHM_OK;
+}
+
+int ndshm_wire_encode_header(const ndshm_wire_meta *meta, void *buf, size_t buf_size,
+                             size_t *written)
+{
+    if (!buf || !written)
+        return NDSHM_E_INVAL;
+    int rc = meta_check(meta);
+    if (rc != NDSHM_OK)
+        return rc;
+    uint32_t off = payload_offset(meta->ndim);
+    if (buf_size < off)
+        return NDSHM_E_TOO_SMALL;
+    unsigned char *p = buf;
+    put32(p + 0, NDSHM_WIRE_MAGIC);
+    put16(p + 4, NDSHM_WIRE_FORMAT);
+    put16(p + 6, (uint16_t)header_len(meta->ndim));
+    put16(p + 8, (uint16_t)meta->flags);
+    p[10] = (unsigned char)meta->dtype;
+    p[11] = (unsigned char)meta->ndim;
+    put32(p + 12, off);
+    put64(p + 16, meta->version);
+    put64(p + 24, meta->publish_ns);
+    put64(p + 32, meta->publish_real_ns);
+    put64(p + 40, meta->nbytes);
+    put64(p + 48, meta->stream_seq);
+    put64(p + 56, meta->session);
+    for (uint32_t i = 0; i < meta->ndim; i++)
+        put64(p + NDSHM_WIRE_FIXED + 8 * i, meta->shape[i]);
+    memset(p + header_len(meta->ndim), 0, off - header_len(meta->ndim));
+    *written = off;
+    return NDSHM_OK;
+}
+
+int ndshm_wire_encode(const ndshm_wire_meta *meta, const void *payload, void *buf, size_t buf_size,
+                      size_t *written)
+{
+    if (!buf || !written)
+        return NDSHM_E_INVAL;
+    uint64_t total;
+    int rc = ndshm_wire_size(meta, &total);
+    if (rc != NDSHM_OK)
+        return rc;
+    if (meta->nbytes > 0 && !payload)
+        return NDSHM_E_INVAL;
+    if (total > buf_size)
+        return NDSHM_E_TOO_SMALL;
+    size_t off;
+    rc = ndshm_wire_encode_header(meta, buf, buf_size, &off);
+    if (rc != NDSHM_OK)
+        return rc;
+    if (meta->nbytes > 0)
+        memcpy((unsigned char *)buf + off, payload, (size_t)meta->nbytes);
+    *written = (size_t)total;
+    return NDSHM_OK;
+}
+
+int ndshm_wire_decode_header(const void *buf, size_t size, ndshm_wire_meta *meta,
+                             size_t *payload_offset_out)
+{
+    if (!buf || !meta || !payload_offset_out)
+        return NDSHM_E_INVAL;
+    const unsigned char *p = buf;
+    /* Identity first, so a foreign buffer is called foreign rather than truncated. */
+    if (size < 4)
+        return NDSHM_E_TOO_SMALL;
+    if (get32(p) != NDSHM_WIRE_MAGIC)
+        return NDSHM_E_MAGIC;
+    if (size < 6)
+        return NDSHM_E_TOO_SMALL;
+    if (get16(p + 4) != NDSHM_WIRE_FORMAT)
+        return NDSHM_E_LAYOUT;
+    if (size < NDSHM_WIRE_FIXED)
+        return NDSHM_E_TOO_SMALL;
+    uint32_t flags = get16(p + 8);
+    if (flags & ~(uint32_t)NDSHM_WIRE_KNOWN_FLAGS)
+        return NDSHM_E_LAYOUT;
+    uint32_t ndim = p[11];
+    if (ndim > NDSHM_MAX_DIMS)
+        return NDSHM_E_NDIM;
+    /* The redundant lengths must be exactly what ndim implies. */
+    if (get16(p + 6) != header_len(ndim) || get32(p + 12) != payload_offset(ndim))
+        return NDSHM_E_CORRUPT;
+    if (size < header_len(ndim))
+        return NDSHM_E_TOO_SMALL;
+    int32_t dtype = p[10];
+    if (ndshm_dtype_size(dtype) == 0)
+        return NDSHM_E_DTYPE;
+    uint64_t shape[NDSHM_MAX_DIMS];
+    for (uint32_t i = 0; i < ndim; i++)
+        shape[i] = get64(p + NDSHM_WIRE_FIXED + 8 * i);
+    uint64_t nbytes;
+    int rc = ndshm_array_nbytes(dtype, ndim, shape, &nbytes);
+    if (rc != NDSHM_OK)
+        return rc; /* NDSHM_E_OVERFLOW: the shape cannot be an array */
+    if (get64(p + 40) != nbytes)
+        return NDSHM_E_CORRUPT;
+    /* Padding, as far as the caller gave it, must be zero. */
+    size_t pad_end = size < payload_offset(ndim) ? size : payload_offset(ndim);
+    for (size_t i = header_len(ndim); i < pad_end; i++)
+        if (p[i] != 0)
+            return NDSHM_E_CORRUPT;
+
+    ndshm_wire_meta m;
+    memset(&m, 0, sizeof m);
+    m.dtype = dtype;
+    m.ndim = ndim;
+    memcpy(m.shape, shape, sizeof(uint64_t) * ndim);
+    m.version = get64(p + 16);
+    m.publish_ns = get64(p + 24);
+    m.publish_real_ns = get64(p + 32);
+    m.nbytes = nbytes;
+    m.stream_seq = get64(p + 48);
+    m.session = get64(p + 56);
+    m.flags = flags;
+    *meta = m;
+    *payload_offset_out = payload_offset(ndim);
+    return NDSHM_OK;
+}
+
+int ndshm_wire_decode(const void *buf, size_t size, ndshm_wire_meta *meta, const void **payload)
+{
+    if (!buf || !meta || !payload)
+        return NDSHM_E_INVAL;
+    ndshm_wire_meta m;
+    size_t off;
+    int rc = ndshm_wire_decode_header(buf, size, &m, &off);
+    if (rc != NDSHM_OK)
+        return rc;
+    /* off <= 320 and nbytes <= 2^40: the sum cannot overflow 64 bits. */
+    uint64_t total = (uint64_t)off + m.nbytes;
+    if ((uint64_t)size < total)
+        return NDSHM_E_TOO_SMALL;
+    if ((uint64_t)size > total)
+        return NDSHM_E_LIMIT;
+    *meta = m;
+    *payload = (const unsigned char *)buf + off;
+    return NDSHM_OK;
+}
+
+uint64_t ndshm_wire_realtime_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * UINT64_C(1000000000) + (uint64_t)ts.tv_nsec;
+}
+
+int ndshm_wire_meta_from_info(const ndshm_info *info, ndshm_wire_meta *meta)
+{
+    if (!info || !meta)
+        return NDSHM_E_INVAL;
+    if (info->ndim > NDSHM_MAX_DIMS)
+        return NDSHM_E_NDIM;
+    ndshm_wire_meta m;
+    memset(&m, 0, sizeof m);
+    m.dtype = info->dtype;
+    m.ndim = info->ndim;
+    memcpy(m.shape, info->shape, sizeof(uint64_t) * info->ndim);
+    m.version = info->version;
+    m.publish_ns = info->publish_ns;
+    m.nbytes = info->nbytes;
+    /* The origin's monotonic stamp as a wall-clock instant: the age of the version, taken on
+     * this host's monotonic clock, subtracted from the wall clock now. */
+    uint64_t mono = ndshm_now_ns();
+    uint64_t real = ndshm_wire_realtime_ns();
+    uint64_t age = mono > info->publish_ns ? mono - info->publish_ns : 0;
+    m.publish_real_ns = real > age ? real - age : 0;
+    m.flags = NDSHM_WIRE_REALTIME;
+    *meta = m;
+    return NDSHM_OK;
+}
