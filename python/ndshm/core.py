@@ -670,7 +670,8 @@ class Reader:
         ci = CInfo()
         if out is not None:
             return self._read_into(h, fn, out, ci)
-        spare, self._spare = self._spare, None
+        with self._lock:  # threads sharing the handle never get the same spare buffer
+            spare, self._spare = self._spare, None
         size = self._size
         buf = spare if spare is not None and spare.nbytes >= size else np.empty(size, np.uint8)
         for _ in range(16):

@@ -1,0 +1,109 @@
+"""Shared fixtures: unique channel names that are always cleaned up, and the C peer."""
+
+import glob
+import itertools
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.dirname(HERE))  # python/: import ndshm without installing
+
+import ndshm  # noqa: E402
+
+SHM_DIR = os.environ.get("NDSHM_DIR", "/dev/shm")
+PREFIX = f"pyt{os.getpid()}-"
+_counter = itertools.count()
+
+
+def unique_name(tag: str = "c") -> str:
+    """A channel name unique to this test process (the pid) and call."""
+    return f"{PREFIX}{next(_counter)}-{tag}"[:100]
+
+
+def segments(name: str):
+    """Files in the shm directory belonging to channel `name` (control + data)."""
+    return sorted(
+        glob.glob(os.path.join(SHM_DIR, f"ndshm.{name}")) +
+        glob.glob(os.path.join(SHM_DIR, f"ndshm.{name}@*"))
+    )
+
+
+def _remove_ours():
+    for path in glob.glob(os.path.join(SHM_DIR, f"ndshm.{PREFIX}*")):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_cleanup():
+    yield
+    _remove_ours()
+
+
+@pytest.fixture
+def name(request):
+    """A fresh channel name; every segment of it is removed after the test, pass or fail."""
+    n = unique_name(request.node.name.split("[")[0][-20:].replace("_", "-").strip("-") or "t")
+    yield n
+    ndshm.unlink(n, missing_ok=True)
+    for path in segments(n):
+        os.unlink(path)
+
+
+def _find_peer(env: str, prog: str) -> str:
+    p = os.environ.get(env)
+    if p:
+        return p
+    for cand in sorted(glob.glob(os.path.join(REPO, "build*", "bin", prog))):
+        return cand
+    found = shutil.which(prog)
+    if found:
+        return found
+    pytest.fail(f"{prog} not found: build the project or set {env}")
+
+
+@pytest.fixture(scope="session")
+def peer_path():
+    return _find_peer("NDSHM_PYPEER", "ndshm-pypeer")
+
+
+class Peer:
+    """ndshm-pypeer serve: one command line in, one reply line out."""
+
+    def __init__(self, path):
+        self.p = subprocess.Popen(
+            [path, "serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
+        )
+
+    def cmd(self, line: str) -> str:
+        self.p.stdin.write(line + "\n")
+        self.p.stdin.flush()
+        reply = self.p.stdout.readline().strip()
+        if not reply:
+            raise RuntimeError(f"peer died on {line!r} (exit {self.p.poll()})")
+        return reply
+
+    def close(self):
+        try:
+            self.p.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.p.wait(10)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait()
+
+
+@pytest.fixture
+def peer(peer_path):
+    p = Peer(peer_path)
+    yield p
+    p.close()
