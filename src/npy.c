@@ -313,6 +313,13 @@ int ndshm_npy_parse(const void *buf, size_t len, ndshm_npy_header *hdr, const vo
  * Files
  * ------------------------------------------------------------------------------------------- */
 
+/* File errors keep their errno as NDSHM_E_SYS - errno: the channel-oriented mapping of
+ * ndshm__errno_status() would call a missing file "no channel with this name". */
+static int file_status(int err)
+{
+    return err > 0 ? NDSHM_E_SYS - err : NDSHM_E_SYS - EIO;
+}
+
 static int write_all(int fd, const void *p, uint64_t n)
 {
     const char *c = p;
@@ -322,7 +329,7 @@ static int write_all(int fd, const void *p, uint64_t n)
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0)
-            return ndshm__errno_status(w < 0 ? -errno : -EIO);
+            return file_status(w < 0 ? errno : EIO);
         c += w;
         n -= (uint64_t)w;
     }
@@ -339,7 +346,7 @@ static int read_all(int fd, void *p, uint64_t n, uint64_t off)
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0)
-            return ndshm__errno_status(-errno);
+            return file_status(errno);
         if (r == 0)
             return NDSHM_E_CORRUPT;
         c += r;
@@ -366,12 +373,12 @@ int ndshm_save_npy(const char *path, int dtype, uint32_t ndim, const uint64_t *s
         return rc;
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     if (fd < 0)
-        return ndshm__errno_status(-errno);
+        return file_status(errno);
     rc = write_all(fd, head, hlen);
     if (rc == NDSHM_OK)
         rc = write_all(fd, data, nbytes);
     if (close(fd) != 0 && rc == NDSHM_OK)
-        rc = ndshm__errno_status(-errno);
+        rc = file_status(errno);
     if (rc != NDSHM_OK)
         unlink(path);
     return rc;
@@ -385,11 +392,11 @@ int ndshm_load_npy(const char *path, ndshm_npy_header *hdr, void **data)
     void *payload = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return ndshm__errno_status(-errno);
+        return file_status(errno);
     int rc;
     struct stat st;
     if (fstat(fd, &st) != 0) {
-        rc = ndshm__errno_status(-errno);
+        rc = file_status(errno);
         goto out;
     }
     if (!S_ISREG(st.st_mode)) {
