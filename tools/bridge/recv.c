@@ -1,0 +1,290 @@
+/*
+ * ndshm-bridge recv: ZeroMQ SUB -> local channel.
+ *
+ * Each message is checked completely before anything is published: the header frame is
+ * decoded with ndshm_wire_decode_header() (it never trusts the bytes), the payload frame must
+ * have exactly the length the header implies, and no further frame may follow. Only then is
+ * the next local slot loaned (ndshm_loan, with the message's dtype and shape: the local
+ * channel re-allocates as the source did), the payload copied into it — the one copy on
+ * this side: ZeroMQ owns its receive buffers — and committed. A receiver killed in the
+ * middle of that copy leaves a slot readers never accept; the next receiver takes the
+ * channel over (NDSHM_OPEN_OR_CREATE) and repairs it. No torn version is ever visible.
+ *
+ * A single-frame message holding a whole wire buffer (header + payload, e.g. from another
+ * program using ndshm_wire_encode) is accepted as well.
+ *
+ * Accounting per sender session: `net_dropped` = gaps in stream_seq (messages the network or
+ * ZeroMQ lost), `version_gaps` = gaps in the origin version numbers (everything not
+ * republished: source-ring overruns, --latest drops at the sender, network losses).
+ * Latency = republish time - origin publish time, on CLOCK_REALTIME (hosts synchronised by
+ * PTP/chrony) or with --mono on CLOCK_MONOTONIC (sender on this host).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <zmq.h>
+
+#include "bridge.h"
+
+struct receiver {
+    const struct bridge_opts *o;
+    void *sock;
+    ndshm_writer *w, *ow; /* local channel, origin companion channel */
+    uint64_t session, last_seq, last_version;
+    uint64_t msgs, bytes, bad, net_dropped, version_gaps, sessions, skipped, errors;
+    uint64_t t0, next_stats, next_due;
+    struct lat_stats lat;
+    int last_bad; /* status of the last bad message, for the log */
+};
+
+static void print_stats(struct receiver *s, const char *what)
+{
+    uint64_t now = ndshm_now_ns();
+    printf("recv %s t=%.3f msgs=%llu bytes=%llu net_dropped=%llu version_gaps=%llu "
+           "skipped=%llu bad=%llu errors=%llu sessions=%llu last_version=%llu clock=%s "
+           "lat_us_p50=%.1f lat_us_p99=%.1f lat_us_max=%.1f\n",
+           what, (double)(now - s->t0) / 1e9, (unsigned long long)s->msgs,
+           (unsigned long long)s->bytes, (unsigned long long)s->net_dropped,
+           (unsigned long long)s->version_gaps, (unsigned long long)s->skipped,
+           (unsigned long long)s->bad, (unsigned long long)s->errors,
+           (unsigned long long)s->sessions, (unsigned long long)s->last_version,
+           s->o->mono ? "monotonic" : "realtime", (double)lat_pct(&s->lat, 50) / 1e3,
+           (double)lat_pct(&s->lat, 99) / 1e3, (double)s->lat.max / 1e3);
+    lat_reset(&s->lat);
+}
+
+static void maybe_stats(struct receiver *s)
+{
+    if (s->o->stats_s <= 0)
+        return;
+    uint64_t now = ndshm_now_ns();
+    if (now >= s->next_stats) {
+        print_stats(s, "stats");
+        s->next_stats = now + (uint64_t)(s->o->stats_s * 1e9);
+    }
+}
+
+static void count_bad(struct receiver *s, int status, const char *why)
+{
+    s->bad++;
+    if (status != s->last_bad || s->bad <= 3)
+        bridge_log("rejected a message: %s (%s)", why, ndshm_status_name(status));
+    s->last_bad = status;
+}
+
+/* Drops the remaining frames of a message. */
+static void drain(void *sock)
+{
+    int more = 1;
+    size_t len = sizeof more;
+    while (zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &len) == 0 && more) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, sock, 0) < 0) {
+            zmq_msg_close(&m);
+            return;
+        }
+        zmq_msg_close(&m);
+        len = sizeof more;
+    }
+}
+
+/* Is another message already queued? (for --latest) */
+static int more_queued(void *sock)
+{
+    int ev = 0;
+    size_t len = sizeof ev;
+    return zmq_getsockopt(sock, ZMQ_EVENTS, &ev, &len) == 0 && (ev & ZMQ_POLLIN);
+}
+
+/* Publish one checked message into the local channel. */
+static int republish(struct receiver *s, const ndshm_wire_meta *m, const void *payload)
+{
+    void *slot = NULL;
+    int rc = ndshm_loan(s->w, m->dtype, m->ndim, m->shape, &slot);
+    if (rc != NDSHM_OK) {
+        s->errors++;
+        bridge_log("loan on %s: %s", s->o->name, ndshm_strerror(rc));
+        return rc;
+    }
+    if (m->nbytes)
+        memcpy(slot, payload, (size_t)m->nbytes);
+    uint64_t local_version = 0;
+    rc = ndshm_commit(s->w, &local_version);
+    if (rc != NDSHM_OK) {
+        ndshm_cancel(s->w);
+        s->errors++;
+        bridge_log("commit on %s: %s", s->o->name, ndshm_strerror(rc));
+        return rc;
+    }
+    uint64_t now = s->o->mono ? ndshm_now_ns() : ndshm_wire_realtime_ns();
+    uint64_t origin = s->o->mono ? m->publish_ns : m->publish_real_ns;
+    if (s->o->mono || (m->flags & NDSHM_WIRE_REALTIME))
+        lat_add(&s->lat, now > origin ? now - origin : 0);
+    if (s->ow) {
+        uint64_t rec[6] = {local_version,      m->version, m->publish_ns,
+                           m->publish_real_ns, m->session, m->stream_seq};
+        uint64_t shape[1] = {6};
+        rc = ndshm_publish(s->ow, NDSHM_UINT64, 1, shape, rec, NULL);
+        if (rc != NDSHM_OK)
+            s->errors++;
+    }
+    return NDSHM_OK;
+}
+
+/* Sequence accounting for one decoded message. */
+static void account(struct receiver *s, const ndshm_wire_meta *m)
+{
+    if (m->session != s->session) {
+        s->session = m->session;
+        s->sessions++;
+        s->last_seq = 0;
+        /* a restarted sender on the same channel continues its version numbers: gaps across
+         * the restart still count; a version that goes back means a new origin channel */
+        if (m->version <= s->last_version)
+            s->last_version = 0;
+    }
+    if (s->last_seq && m->stream_seq > s->last_seq + 1)
+        s->net_dropped += m->stream_seq - s->last_seq - 1;
+    if (s->last_version && m->version > s->last_version + 1)
+        s->version_gaps += m->version - s->last_version - 1;
+    s->last_seq = m->stream_seq;
+    if (m->version > s->last_version)
+        s->last_version = m->version;
+}
+
+/* Receive one message (the first frame is ready). */
+static void receive_one(struct receiver *s)
+{
+    zmq_msg_t h, p;
+    zmq_msg_init(&h);
+    zmq_msg_init(&p);
+    if (zmq_msg_recv(&h, s->sock, ZMQ_DONTWAIT) < 0)
+        goto out;
+    ndshm_wire_meta m;
+    const void *payload = NULL;
+    int rc;
+    if (!zmq_msg_more(&h)) { /* one frame: a whole wire buffer */
+        rc = ndshm_wire_decode(zmq_msg_data(&h), zmq_msg_size(&h), &m, &payload);
+        if (rc != NDSHM_OK) {
+            count_bad(s, rc, "single-frame buffer");
+            goto out;
+        }
+    } else {
+        size_t off = 0;
+        rc = ndshm_wire_decode_header(zmq_msg_data(&h), zmq_msg_size(&h), &m, &off);
+        if (rc == NDSHM_OK && zmq_msg_size(&h) != off)
+            rc = NDSHM_E_CORRUPT; /* the header frame is exactly the header part */
+        if (rc != NDSHM_OK) {
+            drain(s->sock);
+            count_bad(s, rc, "header frame");
+            goto out;
+        }
+        if (zmq_msg_recv(&p, s->sock, 0) < 0) { /* parts arrive together: no wait */
+            count_bad(s, NDSHM_E_TOO_SMALL, "payload frame missing");
+            goto out;
+        }
+        if (zmq_msg_more(&p)) {
+            drain(s->sock);
+            count_bad(s, NDSHM_E_LIMIT, "extra frames");
+            goto out;
+        }
+        if (zmq_msg_size(&p) != m.nbytes) {
+            count_bad(s, zmq_msg_size(&p) < m.nbytes ? NDSHM_E_TOO_SMALL : NDSHM_E_LIMIT,
+                      "payload length differs from the header");
+            goto out;
+        }
+        payload = zmq_msg_data(&p);
+    }
+    account(s, &m);
+    if (s->o->latest && more_queued(s->sock)) {
+        s->skipped++; /* a newer message is waiting: this one is stale */
+        goto out;
+    }
+    if (republish(s, &m, payload) == NDSHM_OK) {
+        s->msgs++;
+        s->bytes += zmq_msg_size(&h) + zmq_msg_size(&p);
+    }
+    if (s->o->max_rate > 0) {
+        uint64_t period = (uint64_t)(1e9 / s->o->max_rate), now = ndshm_now_ns();
+        if (s->next_due < now)
+            s->next_due = now;
+        s->next_due += period;
+        while (!bridge_stop && (now = ndshm_now_ns()) < s->next_due)
+            bridge_sleep_ns(s->next_due - now);
+    }
+out:
+    zmq_msg_close(&p);
+    zmq_msg_close(&h);
+}
+
+int bridge_recv(const struct bridge_opts *o)
+{
+    struct receiver s;
+    memset(&s, 0, sizeof s);
+    s.o = o;
+    s.t0 = ndshm_now_ns();
+    s.next_stats = s.t0 + (uint64_t)(o->stats_s * 1e9);
+    int status = 1;
+    void *ctx = NULL;
+
+    ndshm_options opts = NDSHM_OPTIONS_INIT;
+    opts.flags = NDSHM_OPEN_OR_CREATE;
+    opts.slots = o->slots;
+    /* Start small: the first version re-allocates the slots to its exact size, so a deep ring
+     * of small arrays does not reserve the 64 KiB default per slot. */
+    opts.capacity = 64;
+    int rc = ndshm_writer_create(o->name, &opts, &s.w);
+    if (rc != NDSHM_OK) {
+        bridge_log("channel %s: %s", o->name, ndshm_strerror(rc));
+        goto done;
+    }
+    if (o->origin) {
+        ndshm_options oo = NDSHM_OPTIONS_INIT;
+        oo.flags = NDSHM_OPEN_OR_CREATE;
+        oo.slots = o->slots;
+        oo.capacity = 64;
+        rc = ndshm_writer_create(o->origin, &oo, &s.ow);
+        if (rc != NDSHM_OK) {
+            bridge_log("channel %s: %s", o->origin, ndshm_strerror(rc));
+            goto done;
+        }
+    }
+    ctx = zmq_ctx_new();
+    if (!ctx) {
+        bridge_log("zmq_ctx_new: %s", zmq_strerror(zmq_errno()));
+        goto done;
+    }
+    s.sock = zmq_socket(ctx, ZMQ_SUB);
+    if (!s.sock || bridge_socket_setup(s.sock, o->hwm) != 0 ||
+        zmq_setsockopt(s.sock, ZMQ_SUBSCRIBE, "", 0) != 0) {
+        bridge_log("socket: %s", zmq_strerror(zmq_errno()));
+        goto done;
+    }
+    if (bridge_attach(s.sock, o) != 0)
+        goto done;
+    while (!bridge_stop) {
+        maybe_stats(&s);
+        zmq_pollitem_t it = {s.sock, 0, ZMQ_POLLIN, 0};
+        int n = zmq_poll(&it, 1, 100);
+        if (n < 0 && zmq_errno() != EINTR) {
+            bridge_log("poll: %s", zmq_strerror(zmq_errno()));
+            goto done;
+        }
+        if (n > 0 && (it.revents & ZMQ_POLLIN))
+            receive_one(&s);
+    }
+    status = 0;
+done:
+    print_stats(&s, "final");
+    if (s.sock)
+        zmq_close(s.sock);
+    if (ctx)
+        zmq_ctx_term(ctx);
+    ndshm_writer_close(s.ow);
+    ndshm_writer_close(s.w);
+    lat_free(&s.lat);
+    return status;
+}
