@@ -674,11 +674,13 @@ class Reader:
             spare, self._spare = self._spare, None
         size = self._size
         buf = spare if spare is not None and spare.nbytes >= size else np.empty(size, np.uint8)
-        for _ in range(16):
+        for attempt in range(64):
             rc = fn(h, buf.ctypes.data, buf.nbytes, ctypes.byref(ci))
-            if rc != -9:  # E_TOO_SMALL: info.nbytes is the size needed; allocate and retry
+            if rc != -9:
                 break
-            size = max(ci.nbytes, 64)
+            # E_TOO_SMALL: info.nbytes is the size needed. Against a writer whose arrays keep
+            # growing faster than we allocate, grow geometrically after the first miss.
+            size = max(ci.nbytes, 64) if attempt == 0 else max(ci.nbytes, 2 * buf.nbytes)
             buf = np.empty(size, np.uint8)
         if rc != 0:
             self._spare = buf
