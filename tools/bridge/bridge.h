@@ -14,6 +14,7 @@ struct bridge_opts {
     int latest;           /* send: newest only, drop stale; recv: republish newest only */
     int bind;             /* 1 bind, 0 connect (send binds, recv connects by default) */
     int hwm;              /* ZeroMQ high-water mark, messages */
+    uint64_t queue_bytes; /* send: payload bytes queued in ZeroMQ before back-pressure */
     double stats_s;       /* seconds between stats lines; 0 = final line only */
     uint32_t slots;       /* recv: ring slots of the local channel (0 = default) */
     double max_rate;      /* recv: republish at most this many versions per second */

@@ -148,8 +148,10 @@ static void usage(FILE *f)
             "                   Without it, send forwards every version in order.\n"
             "  --bind           bind ENDPOINT (default for send)\n"
             "  --connect        connect to ENDPOINT (default for recv)\n"
-            "  --hwm N          ZeroMQ high-water mark in messages (default: 2 with --latest\n"
-            "                   on send, else 16)\n"
+            "  --hwm N          ZeroMQ high-water mark in messages (default: send 1000,\n"
+            "                   send --latest 2, recv 16)\n"
+            "  --queue-mb MB    send: at most MB MiB of payload queued in ZeroMQ (default\n"
+            "                   64; one message always fits); beyond it, back-pressure\n"
             "  --stats SECONDS  print a stats line every SECONDS (default 1; 0 = at exit only)\n"
             "  --slots N        recv: ring slots of the local channel (default 4)\n"
             "  --max-rate HZ    recv: republish at most HZ versions per second (a slow link or\n"
@@ -219,6 +221,10 @@ int main(int argc, char **argv)
             if (parse_num(argv[++i], 1, 1e6, &v))
                 goto bad_value;
             o.hwm = (int)v;
+        } else if (i + 1 < argc && !strcmp(a, "--queue-mb")) {
+            if (parse_num(argv[++i], 1, 1 << 20, &v))
+                goto bad_value;
+            o.queue_bytes = (uint64_t)(v * 1048576.0);
         } else if (i + 1 < argc && !strcmp(a, "--stats")) {
             if (parse_num(argv[++i], 0, 86400, &v))
                 goto bad_value;
@@ -261,7 +267,9 @@ int main(int argc, char **argv)
         return 2;
     }
     if (o.hwm < 0)
-        o.hwm = is_send && o.latest ? 2 : 16;
+        o.hwm = !is_send ? 16 : o.latest ? 2 : 1000;
+    if (!o.queue_bytes)
+        o.queue_bytes = 64u << 20;
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

@@ -18,6 +18,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,14 +27,23 @@
 
 #include "bridge.h"
 
+#define NDSHM_BRIDGE_CHECK(cond)                                                                   \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            bridge_log("invariant failed at %s:%d: %s", __FILE__, __LINE__, #cond);                \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+
 /* ----- payload buffers handed to ZeroMQ --------------------------------------------------- */
 #define POOL_MAX 32
-#define BUF_HDR  64 /* capacity stored in front of the data, keeps the data 64-byte aligned */
+#define BUF_HDR  64 /* capacity and length in front of the data; keeps it 64-byte aligned */
 
 struct pool {
     pthread_mutex_t mu;
     unsigned char *free[POOL_MAX];
     int n;
+    _Atomic uint64_t queued; /* payload bytes handed to ZeroMQ and not yet released */
 };
 
 static size_t buf_cap(const unsigned char *data)
@@ -79,7 +89,12 @@ static void pool_put(struct pool *p, unsigned char *data)
 /* ZeroMQ's free callback, called from its I/O thread once the frame is sent (or dropped). */
 static void pool_release(void *data, void *hint)
 {
-    pool_put(hint, data);
+    struct pool *p = hint;
+    uint64_t len;
+    memcpy(&len, (unsigned char *)data - BUF_HDR + 8, sizeof len);
+    /* Relaxed: a counter for flow control; the buffer itself is handed over by the mutex. */
+    atomic_fetch_sub_explicit(&p->queued, len, memory_order_relaxed);
+    pool_put(p, data);
 }
 
 static void pool_destroy(struct pool *p)
@@ -98,7 +113,7 @@ struct sender {
     uint64_t created_ns; /* of the channel the reader is attached to */
     uint64_t session, seq;
     /* counters */
-    uint64_t msgs, bytes, dropped, ring_dropped, contended, reopens, eagain;
+    uint64_t msgs, bytes, dropped, ring_dropped, contended, reopens, eagain, budget_waits;
     uint64_t first_version, last_version;
     uint64_t t0, next_stats;
     struct lat_stats age; /* publish -> handed to ZeroMQ, same host */
@@ -108,15 +123,17 @@ static void print_stats(struct sender *s, const char *what)
 {
     uint64_t now = ndshm_now_ns();
     printf("send %s t=%.3f mode=%s msgs=%llu bytes=%llu dropped=%llu ring_dropped=%llu "
-           "contended=%llu eagain=%llu reopens=%llu first_version=%llu last_version=%llu "
+           "contended=%llu eagain=%llu budget_waits=%llu reopens=%llu first_version=%llu "
+           "last_version=%llu "
            "age_us_p50=%.1f age_us_p99=%.1f age_us_max=%.1f\n",
            what, (double)(now - s->t0) / 1e9, s->o->latest ? "latest" : "every",
            (unsigned long long)s->msgs, (unsigned long long)s->bytes,
            (unsigned long long)s->dropped, (unsigned long long)s->ring_dropped,
            (unsigned long long)s->contended, (unsigned long long)s->eagain,
-           (unsigned long long)s->reopens, (unsigned long long)s->first_version,
-           (unsigned long long)s->last_version, (double)lat_pct(&s->age, 50) / 1e3,
-           (double)lat_pct(&s->age, 99) / 1e3, (double)s->age.max / 1e3);
+           (unsigned long long)s->budget_waits, (unsigned long long)s->reopens,
+           (unsigned long long)s->first_version, (unsigned long long)s->last_version,
+           (double)lat_pct(&s->age, 50) / 1e3, (double)lat_pct(&s->age, 99) / 1e3,
+           (double)s->age.max / 1e3);
     lat_reset(&s->age);
 }
 
@@ -176,7 +193,7 @@ static int send_frame(struct sender *s, zmq_msg_t *m, int flags)
         if (bridge_stop)
             return -1;
         s->eagain++;
-        bridge_sleep_ns(200000);
+        bridge_sleep_ns(50000);
     }
 }
 
@@ -196,6 +213,20 @@ static int send_version(struct sender *s, unsigned char *data, const ndshm_info 
     if (rc != NDSHM_OK) {
         bridge_log("encode: %s", ndshm_strerror(rc));
         goto fail;
+    }
+    /* Byte budget: the high-water mark counts messages, which bounds nothing for 6 MB
+     * frames; a full budget is back-pressure exactly like a full queue. */
+    uint64_t queued = atomic_load_explicit(&s->pool.queued, memory_order_relaxed);
+    if (queued > 0 && queued + info->nbytes > s->o->queue_bytes) {
+        s->budget_waits++;
+        if (s->o->latest)
+            return 1;
+        while (!bridge_stop &&
+               (queued = atomic_load_explicit(&s->pool.queued, memory_order_relaxed)) > 0 &&
+               queued + info->nbytes > s->o->queue_bytes)
+            bridge_sleep_ns(50000);
+        if (bridge_stop)
+            goto fail;
     }
     zmq_msg_t h;
     if (zmq_msg_init_size(&h, hlen) != 0)
@@ -217,17 +248,17 @@ static int send_version(struct sender *s, unsigned char *data, const ndshm_info 
                 goto fail;
             return 1;
         }
-        bridge_sleep_ns(200000);
+        bridge_sleep_ns(50000);
     }
     zmq_msg_t p;
     if (info->nbytes == 0) {
         zmq_msg_init(&p);
         pool_put(&s->pool, data);
-    } else if (zmq_msg_init_data(&p, data, info->nbytes, pool_release, &s->pool) != 0) {
-        /* cannot happen for a non-NULL buffer; finish the message with an empty frame that
-         * the receiver rejects as inconsistent */
-        zmq_msg_init(&p);
-        pool_put(&s->pool, data);
+    } else {
+        memcpy(data - BUF_HDR + 8, &info->nbytes, sizeof info->nbytes);
+        atomic_fetch_add_explicit(&s->pool.queued, info->nbytes, memory_order_relaxed);
+        /* cannot fail for a non-NULL buffer */
+        NDSHM_BRIDGE_CHECK(zmq_msg_init_data(&p, data, info->nbytes, pool_release, &s->pool) == 0);
     }
     if (send_frame(s, &p, 0) != 0) {
         zmq_msg_close(&p);
