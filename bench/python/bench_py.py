@@ -220,6 +220,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--count", type=int, default=200, help="versions per size, reader, round")
+    ap.add_argument("--no-face", action="store_true", help="skip the ndsharray face")
     args = ap.parse_args()
     cbench = find_c_bench()
     readers = ["C copy", "Py copy", "Py out=", "C view", "Py view"]
@@ -259,6 +260,8 @@ def main():
           f"(target < 2x) {'MET' if py_out / c_ref < 2 else 'MISSED'}")
     print(f"- Python view, 1080p vs 64 B:                {v_big / v_small:.2f}x "
           f"(target <= 2x) {'MET' if v_big / v_small <= 2 else 'MISSED'}")
+    if args.no_face:
+        return
     write_ns, read_ms, call_ns = face(args.count)
     per_frame_ms = med_us(write_ns) / 1e3 + statistics.median(read_ms)
     print(f"- ndsharray face, 1080p: write() {med_us(write_ns):.0f} us + read latency "

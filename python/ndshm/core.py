@@ -94,6 +94,8 @@ class InfoFlags(enum.IntFlag):
     WRITER_GONE = 4  # the writer closed or died
 
 
+_FLAGS = [InfoFlags(i) for i in range(8)]  # enum construction is slow: cache the 8 values
+
 # ----- errors ------------------------------------------------------------------------------
 
 
@@ -236,7 +238,8 @@ class Info:
         self.dropped: int = ci.dropped
         self.nbytes: int = ci.nbytes
         self.generation: int = ci.generation
-        self.flags: InfoFlags = InfoFlags(ci.flags)
+        f = ci.flags
+        self.flags: InfoFlags = _FLAGS[f] if f < 8 else InfoFlags(f)
         self.dtype: np.dtype = _DTYPE_BY_CODE.get(ci.dtype)
         self.shape: Tuple[int, ...] = tuple(ci.shape[: ci.ndim])
 

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -15,7 +16,16 @@ sys.path.insert(0, os.path.dirname(HERE))  # python/: import ndshm without insta
 
 import ndshm  # noqa: E402
 
-SHM_DIR = os.environ.get("NDSHM_DIR", "/dev/shm")
+# The whole suite (and every peer process it starts) works in a private directory of the
+# shared-memory file system: another project's `ndshm gc` or `ndshm rm` running at the same
+# time cannot remove our channels, and our gc test cannot remove theirs. Removed at the end.
+_PRIVATE_DIR = None
+if "NDSHM_DIR" not in os.environ:
+    _PRIVATE_DIR = tempfile.mkdtemp(
+        prefix="ndshm-pytest-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None
+    )
+    os.environ["NDSHM_DIR"] = _PRIVATE_DIR
+SHM_DIR = os.environ["NDSHM_DIR"]
 PREFIX = f"pyt{os.getpid()}-"
 _counter = itertools.count()
 
@@ -45,6 +55,8 @@ def _remove_ours():
 def _session_cleanup():
     yield
     _remove_ours()
+    if _PRIVATE_DIR:
+        shutil.rmtree(_PRIVATE_DIR, ignore_errors=True)
 
 
 @pytest.fixture
