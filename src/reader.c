@@ -139,10 +139,9 @@ int ndshm_reader_open(const char *name, const ndshm_options *opts, ndshm_reader 
     snprintf(r->name, sizeof r->name, "%s", name);
     r->retries = o.retries;
     r->spin_ns = o.spin_ns;
-    /* The control segment is mapped read-write only for `waiters` (futex sleepers). */
+    /* The control segment is mapped read-write only for `waiters` (futex sleepers): without
+     * write permission the reader is refused with NDSHM_E_PERM. */
     rc = ndshm__map_ctl(name, 1, &r->ctl_map, NULL);
-    if (rc == NDSHM_E_PERM)
-        rc = ndshm__map_ctl(name, 0, &r->ctl_map, NULL) ? NDSHM_E_PERM : NDSHM_E_PERM;
     if (rc) {
         free(r);
         return rc;
