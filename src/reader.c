@@ -261,6 +261,11 @@ static void fill_info(ndshm_reader *r, const struct got *g, uint64_t dropped, nd
     uint64_t lg = atomic_exchange_explicit(&r->last_gen, g->gen, memory_order_relaxed);
     if (lg != 0 && lg != g->gen)
         info->flags |= NDSHM_INFO_REALLOCATED;
+    /* A handle that never checked liveness (a fresh reader of a dead writer's channel) checks
+     * once, so even its first read is flagged; afterwards the cached answer is refreshed on
+     * the no-data paths. */
+    if (atomic_load_explicit(&r->alive_ns, memory_order_relaxed) == 0)
+        (void)ndshm_reader_writer_alive(r);
     if (gone_cached(r))
         info->flags |= NDSHM_INFO_WRITER_GONE;
 }
