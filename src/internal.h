@@ -182,8 +182,10 @@ NDSHM_INTERNAL int ndshm__ctl_creator_dead(const char *name);
 static inline struct ndshm__slot *ndshm__slot_at(void *base, const struct ndshm__geom *g,
                                                  uint64_t version)
 {
-    return (struct ndshm__slot *)((char *)base + g->slots_offset +
-                                  (version % g->slot_count) * g->slot_stride);
+    /* Through void *: slots_offset and slot_stride are validated multiples of 64, so the
+     * result is aligned (clang's -Wcast-align cannot know that). */
+    return (struct ndshm__slot *)(void *)((char *)base + g->slots_offset +
+                                          (version % g->slot_count) * g->slot_stride);
 }
 
 /* ---------------------------------------------------------------------------------------------

@@ -60,7 +60,8 @@ static void rmap_put(struct rmap *m)
 
 static void rmap_rcu_free(struct rcu_head *head)
 {
-    rmap_put(caa_container_of(head, struct rmap, rcu));
+    /* container_of through void *: clang's -Wcast-align rejects liburcu's char * cast. */
+    rmap_put((struct rmap *)(void *)((char *)head - offsetof(struct rmap, rcu)));
 }
 
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
