@@ -341,7 +341,8 @@ static void test_kill_between_head_and_gen(void **state)
         struct ndshm__geom g;
         if (ndshm__geom_plan(4, 100000, &g) != NDSHM_OK)
             _exit(3);
-        ndshm__slot_end((struct ndshm__slot *)((char *)p - g.payload_offset), ndshm_now_ns());
+        ndshm__slot_end((struct ndshm__slot *)(void *)((char *)p - g.payload_offset),
+                        ndshm_now_ns());
         struct ndshm__map cm = {0}, dm = {0};
         struct ndshm__geom g1;
         if (ndshm__map_ctl(name, 1, &cm, NULL) || ndshm__map_data(name, 1, 1, &dm, &g1))
