@@ -37,6 +37,7 @@ struct receiver {
     uint64_t t0, next_stats, next_due;
     struct lat_stats lat;
     int last_bad; /* status of the last bad message, for the log */
+    int fatal;    /* the local channel cannot be opened: exit 1 */
 };
 
 static void print_stats(struct receiver *s, const char *what)
@@ -99,11 +100,33 @@ static int more_queued(void *sock)
     return zmq_getsockopt(sock, ZMQ_EVENTS, &ev, &len) == 0 && (ev & ZMQ_POLLIN);
 }
 
+/* The local channels: an existing one is taken over at start (so a live writer is reported
+ * at once); a missing one is created at the first message, with slots sized for it (readers
+ * then never see a first re-allocation). */
+static int open_channel(const char *name, uint32_t slots, uint64_t capacity, int create,
+                        ndshm_writer **w)
+{
+    ndshm_options opts = NDSHM_OPTIONS_INIT;
+    opts.flags = NDSHM_OPEN_OR_CREATE;
+    opts.slots = slots;
+    opts.capacity = capacity < 64 ? 64 : capacity;
+    int rc = create ? ndshm_writer_create(name, &opts, w) : ndshm_writer_open(name, &opts, w);
+    if (rc != NDSHM_OK)
+        bridge_log("channel %s: %s", name, ndshm_strerror(rc));
+    return rc;
+}
+
 /* Publish one checked message into the local channel. */
 static int republish(struct receiver *s, const ndshm_wire_meta *m, const void *payload)
 {
+    int rc;
+    if (!s->w && (rc = open_channel(s->o->name, s->o->slots, m->nbytes, 1, &s->w)) != NDSHM_OK)
+        return s->fatal = rc;
+    if (s->o->origin && !s->ow &&
+        (rc = open_channel(s->o->origin, s->o->slots, 48, 1, &s->ow)) != NDSHM_OK)
+        return s->fatal = rc;
     void *slot = NULL;
-    int rc = ndshm_loan(s->w, m->dtype, m->ndim, m->shape, &slot);
+    rc = ndshm_loan(s->w, m->dtype, m->ndim, m->shape, &slot);
     if (rc != NDSHM_OK) {
         s->errors++;
         bridge_log("loan on %s: %s", s->o->name, ndshm_strerror(rc));
@@ -230,28 +253,13 @@ int bridge_recv(const struct bridge_opts *o)
     int status = 1;
     void *ctx = NULL;
 
-    ndshm_options opts = NDSHM_OPTIONS_INIT;
-    opts.flags = NDSHM_OPEN_OR_CREATE;
-    opts.slots = o->slots;
-    /* Start small: the first version re-allocates the slots to its exact size, so a deep ring
-     * of small arrays does not reserve the 64 KiB default per slot. */
-    opts.capacity = 64;
-    int rc = ndshm_writer_create(o->name, &opts, &s.w);
-    if (rc != NDSHM_OK) {
-        bridge_log("channel %s: %s", o->name, ndshm_strerror(rc));
+    ndshm_channel_info ci;
+    if (ndshm_stat(o->name, &ci) == NDSHM_OK &&
+        open_channel(o->name, o->slots, ci.capacity, 0, &s.w) != NDSHM_OK)
         goto done;
-    }
-    if (o->origin) {
-        ndshm_options oo = NDSHM_OPTIONS_INIT;
-        oo.flags = NDSHM_OPEN_OR_CREATE;
-        oo.slots = o->slots;
-        oo.capacity = 64;
-        rc = ndshm_writer_create(o->origin, &oo, &s.ow);
-        if (rc != NDSHM_OK) {
-            bridge_log("channel %s: %s", o->origin, ndshm_strerror(rc));
-            goto done;
-        }
-    }
+    if (o->origin && ndshm_stat(o->origin, &ci) == NDSHM_OK &&
+        open_channel(o->origin, o->slots, 48, 0, &s.ow) != NDSHM_OK)
+        goto done;
     ctx = zmq_ctx_new();
     if (!ctx) {
         bridge_log("zmq_ctx_new: %s", zmq_strerror(zmq_errno()));
@@ -265,7 +273,7 @@ int bridge_recv(const struct bridge_opts *o)
     }
     if (bridge_attach(s.sock, o) != 0)
         goto done;
-    while (!bridge_stop) {
+    while (!bridge_stop && !s.fatal) {
         maybe_stats(&s);
         zmq_pollitem_t it = {s.sock, 0, ZMQ_POLLIN, 0};
         int n = zmq_poll(&it, 1, 100);
@@ -276,7 +284,7 @@ int bridge_recv(const struct bridge_opts *o)
         if (n > 0 && (it.revents & ZMQ_POLLIN))
             receive_one(&s);
     }
-    status = 0;
+    status = s.fatal ? 1 : 0;
 done:
     print_stats(&s, "final");
     if (s.sock)
