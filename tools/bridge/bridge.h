@@ -35,6 +35,8 @@ void bridge_sleep_ns(uint64_t ns);
  * after 3 s), high-water marks. Returns 0 or -1 (errno set). */
 int bridge_socket_setup(void *sock, int hwm);
 int bridge_attach(void *sock, const struct bridge_opts *o);
+/* At exit: remove the ipc:// socket file this process bound, if it is still its own. */
+void bridge_detach(void);
 uint64_t bridge_session_id(void);
 
 /* Latency samples of one stats interval, in ns; percentiles by sorting at report time. */

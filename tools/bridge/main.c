@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -77,6 +78,10 @@ int bridge_socket_setup(void *sock, int hwm)
     return 0;
 }
 
+static char ipc_path[4096];
+static ino_t ipc_ino;
+static dev_t ipc_dev;
+
 int bridge_attach(void *sock, const struct bridge_opts *o)
 {
     int rc = o->bind ? zmq_bind(sock, o->endpoint) : zmq_connect(sock, o->endpoint);
@@ -89,7 +94,25 @@ int bridge_attach(void *sock, const struct bridge_opts *o)
     size_t n = sizeof last;
     if (o->bind && zmq_getsockopt(sock, ZMQ_LAST_ENDPOINT, last, &n) == 0)
         printf("listening %s\n", last); /* the real port when ENDPOINT asked for '*' */
+    /* libzmq leaves the socket file of a bound ipc:// endpoint behind: remember which file is
+     * ours, to remove it at exit (bridge_detach). */
+    struct stat st;
+    if (o->bind && !strncmp(o->endpoint, "ipc://", 6) && o->endpoint[6] != '@' &&
+        strlen(o->endpoint + 6) < sizeof ipc_path && stat(o->endpoint + 6, &st) == 0) {
+        snprintf(ipc_path, sizeof ipc_path, "%s", o->endpoint + 6);
+        ipc_ino = st.st_ino;
+        ipc_dev = st.st_dev;
+    }
     return 0;
+}
+
+void bridge_detach(void)
+{
+    struct stat st;
+    /* Only if it is still the file this process bound: a successor may have bound anew. */
+    if (ipc_path[0] && stat(ipc_path, &st) == 0 && st.st_ino == ipc_ino && st.st_dev == ipc_dev)
+        unlink(ipc_path);
+    ipc_path[0] = 0;
 }
 
 uint64_t bridge_session_id(void)

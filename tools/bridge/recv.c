@@ -291,6 +291,7 @@ done:
         zmq_close(s.sock);
     if (ctx)
         zmq_ctx_term(ctx);
+    bridge_detach();
     ndshm_writer_close(s.ow);
     ndshm_writer_close(s.w);
     lat_free(&s.lat);

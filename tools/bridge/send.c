@@ -394,7 +394,8 @@ done:
     if (s.sock)
         zmq_close(s.sock);
     if (ctx)
-        zmq_ctx_term(ctx); /* waits for ZeroMQ to release every frame (linger 0) */
+        zmq_ctx_term(ctx);
+    bridge_detach(); /* waits for ZeroMQ to release every frame (linger 0) */
     ndshm_reader_close(s.r);
     pool_destroy(&s.pool);
     pthread_mutex_destroy(&s.pool.mu);
