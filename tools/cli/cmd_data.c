@@ -13,11 +13,6 @@ static int bad_option(char **argv)
     return cli_usage("unknown option or missing value '%s'", argv[optind - 1]);
 }
 
-static int64_t seconds_to_ns(double s)
-{
-    return s < 0 ? -1 : (int64_t)(s * 1e9);
-}
-
 /* ------------------------------------------------------------------------------------------ */
 
 int cmd_cat(int argc, char **argv)
@@ -67,19 +62,37 @@ int cmd_cat(int argc, char **argv)
     const void *data = NULL;
     ndshm_info info;
     if (next) {
+        /* A fresh handle has read nothing, so ndshm_wait() would return at once for the
+         * current version: read it first, then wait for the one after it. */
         cli_catch_signals();
-        st = ndshm_wait(r, seconds_to_ns(timeout));
-        if (st != NDSHM_OK) {
-            cli_fail(st, "%s: waiting for the next version", name);
+        st = ndshm_read_latest_owned(r, &data, &info);
+        if (st < 0) {
+            cli_fail(st, "%s: reading", name);
             goto out;
         }
-    }
-    /* CONTENDED: the writer kept overwriting the slot; try again a few times */
-    for (int i = 0; i < 100; i++) {
-        st = next ? ndshm_read_next_owned(r, &data, &info)
-                  : ndshm_read_latest_owned(r, &data, &info);
-        if (st != NDSHM_CONTENDED)
-            break;
+        uint64_t deadline = timeout >= 0 ? ndshm_now_ns() + (uint64_t)(timeout * 1e9) : 0;
+        for (;;) {
+            int64_t left = -1;
+            if (timeout >= 0) {
+                uint64_t now = ndshm_now_ns();
+                left = deadline > now ? (int64_t)(deadline - now) : 0;
+            }
+            st = ndshm_wait(r, left);
+            if (st != NDSHM_OK) {
+                cli_fail(st, "%s: waiting for the next version", name);
+                goto out;
+            }
+            st = ndshm_read_next_owned(r, &data, &info);
+            if (st != NDSHM_NO_NEW && st != NDSHM_CONTENDED)
+                break;
+        }
+    } else {
+        /* CONTENDED: the writer kept overwriting the slot; try again a few times */
+        for (int i = 0; i < 100; i++) {
+            st = ndshm_read_latest_owned(r, &data, &info);
+            if (st != NDSHM_CONTENDED)
+                break;
+        }
     }
     if (st != NDSHM_OK) {
         cli_fail(st, "%s: reading", name);
