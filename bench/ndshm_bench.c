@@ -81,9 +81,9 @@ static struct {
     const char *md;
     const char *dat;
     int cpu_w, cpu_r;
-    double budget_s; /* latency phase per row */
-    double rate_s;   /* rate phase per row */
-    unsigned max_size_idx;
+    double budget_s;    /* latency phase per row */
+    double rate_s;      /* rate phase per row */
+    unsigned size_mask; /* --sizes: bit i = SIZES[i]; 0 = default set */
 } cfg;
 
 /* ----- small helpers --------------------------------------------------------------------- */
@@ -1387,11 +1387,12 @@ static void write_json(FILE *f, double secs)
     fprintf(f, "]\n}\n");
 }
 
-/* gnuplot data: one block per transport, "size p50_us p99_us", two blank lines between. */
+/* gnuplot data: one block per transport (a header line with its name, then "size p50_us
+ * p99_us" lines), two blank lines between blocks. */
 static void write_dat(FILE *f)
 {
     for (unsigned k = 0; k < NROWS; k++) {
-        fprintf(f, "# %s\n", ROWS[k].label);
+        fprintf(f, "\"%s\" p50_us p99_us\n", ROWS[k].label);
         for (int i = 0; i < nrows_done; i++) {
             const struct row *r = &rows[i];
             if (r->spec.t == ROWS[k].t && r->spec.wait == ROWS[k].wait &&
@@ -1400,7 +1401,7 @@ static void write_dat(FILE *f)
         }
         fprintf(f, "\n\n");
     }
-    fprintf(f, "# memcpy\n");
+    fprintf(f, "\"memcpy (one copy)\" p50_us p99_us\n");
     for (unsigned i = 0; i < NSIZES; i++)
         if (mem[i].size)
             fprintf(f, "%" PRIu64 " %.3f %.3f\n", mem[i].size, mem[i].ns / 1e3, mem[i].ns / 1e3);
@@ -1412,7 +1413,7 @@ static void write_dat(FILE *f)
 static void usage(void)
 {
     fputs("usage: ndshm-bench [--quick] [--json FILE] [--md FILE] [--dat FILE] "
-          "[--cpus W,R]\n"
+          "[--cpus W,R] [--sizes 64,6220800,...]\n"
           "  Two-process latency harness of ndshm with same-run references (cache line,\n"
           "  memcpy, futex, pipe, UNIX socket, ZeroMQ ipc). Markdown report on stdout unless\n"
           "  --md; --json: machine summary; --dat: gnuplot data for bench/plot.gp.\n"
@@ -1435,16 +1436,14 @@ static void pick_cpus(void)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {{"quick", no_argument, 0, 'q'},
-                                         {"json", required_argument, 0, 'j'},
-                                         {"md", required_argument, 0, 'm'},
-                                         {"dat", required_argument, 0, 'd'},
-                                         {"cpus", required_argument, 0, 'c'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"quick", no_argument, 0, 'q'},      {"json", required_argument, 0, 'j'},
+        {"md", required_argument, 0, 'm'},   {"dat", required_argument, 0, 'd'},
+        {"cpus", required_argument, 0, 'c'}, {"sizes", required_argument, 0, 's'},
+        {"help", no_argument, 0, 'h'},       {0, 0, 0, 0}};
     pick_cpus();
     int c;
-    while ((c = getopt_long(argc, argv, "qj:m:d:c:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "qj:m:d:c:s:h", opts, NULL)) != -1) {
         switch (c) {
         case 'q':
             cfg.quick = 1;
@@ -1462,6 +1461,14 @@ int main(int argc, char **argv)
             if (sscanf(optarg, "%d,%d", &cfg.cpu_w, &cfg.cpu_r) != 2) {
                 usage();
                 return 2;
+            }
+            break;
+        case 's':
+            for (char *tok = strtok(optarg, ","); tok; tok = strtok(NULL, ",")) {
+                unsigned long long v = strtoull(tok, NULL, 10);
+                for (unsigned i = 0; i < NSIZES; i++)
+                    if (SIZES[i] == v)
+                        cfg.size_mask |= 1u << i;
             }
             break;
         case 'h':
@@ -1492,7 +1499,8 @@ int main(int argc, char **argv)
     syscalls_measure(&sysc);
     for (unsigned si = 0; si < NSIZES; si++) {
         uint64_t size = SIZES[si];
-        if (cfg.quick && size != 64 && size != 65536 && size != 6220800)
+        if (cfg.size_mask ? !(cfg.size_mask & (1u << si))
+                          : cfg.quick && size != 64 && size != 65536 && size != 6220800)
             continue;
         struct memref *m = &mem[si];
         m->size = size;
