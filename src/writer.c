@@ -233,6 +233,10 @@ int ndshm_writer_open(const char *name, const ndshm_options *opts, ndshm_writer 
         writer_free(w);
         return rc;
     }
+    /* W6 on behalf of the dead writer: killed between W5 and W6 it published a version but
+     * never woke the sleepers; without this they would only see it at their next timeout
+     * slice. */
+    ndshm__notify(w->ctl);
     *out = w;
     return NDSHM_OK;
 }
