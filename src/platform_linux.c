@@ -155,7 +155,25 @@ static int lx_pid_exists(int64_t pid)
 {
     if (pid <= 0 || pid > INT_MAX)
         return 0;
-    return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+    if (kill((pid_t)pid, 0) != 0 && errno != EPERM)
+        return 0;
+    /* A zombie (killed, not yet reaped by its parent) still answers kill(): it is dead. */
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%lld/stat", (long long)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 1; /* no /proc (or hidepid): trust kill() */
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 1;
+    const char *p = NULL;
+    for (ssize_t i = 0; i < n; i++)
+        if (buf[i] == ')')
+            p = buf + i;
+    if (p && p + 2 < buf + n && (p[2] == 'Z' || p[2] == 'X'))
+        return 0;
+    return 1;
 }
 
 static int lx_list(int (*fn)(const char *entry, void *arg), void *arg)

@@ -117,12 +117,14 @@ static void racy_store(void *dst, const void *src, uint64_t n)
  * result with the slot's seq (R4) before trusting any byte. */
 __attribute__((no_sanitize("thread"))) static void racy_copy(void *dst, const void *src, uint64_t n)
 {
-    memcpy(dst, src, (size_t)n);
+    if (n)
+        memcpy(dst, src, (size_t)n);
 }
 __attribute__((no_sanitize("thread"))) static void racy_store(void *dst, const void *src,
                                                               uint64_t n)
 {
-    memcpy(dst, src, (size_t)n);
+    if (n)
+        memcpy(dst, src, (size_t)n);
 }
 #endif
 

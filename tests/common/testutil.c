@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -48,11 +49,27 @@ void tu_cleanup(void)
 }
 
 static pid_t owner;
+static char private_dir[128];
 
 static void at_exit(void)
 {
-    if (getpid() == owner) /* forked children must not clean up under the parent */
-        tu_cleanup();
+    if (getpid() != owner) /* forked children must not clean up under the parent */
+        return;
+    tu_cleanup();
+    if (private_dir[0]) {
+        DIR *d = opendir(private_dir);
+        struct dirent *e;
+        while (d && (e = readdir(d)) != NULL) {
+            if (e->d_name[0] == '.')
+                continue;
+            char path[512];
+            snprintf(path, sizeof path, "%s/%s", private_dir, e->d_name);
+            unlink(path);
+        }
+        if (d)
+            closedir(d);
+        rmdir(private_dir);
+    }
 }
 
 static void on_signal(int sig)
@@ -65,6 +82,16 @@ static void on_signal(int sig)
 void tu_init(void)
 {
     owner = getpid();
+    /* Each test process works in a private segment directory (the library honours
+     * NDSHM_DIR), so machine-wide calls such as ndshm_gc() or ndshm_list() in one test never
+     * see, let alone remove, another test's channels when ctest runs them in parallel. */
+    if (!getenv("NDSHM_DIR")) {
+        snprintf(private_dir, sizeof private_dir, "/dev/shm/ndt-%d.d", (int)owner);
+        if (mkdir(private_dir, 0700) == 0)
+            setenv("NDSHM_DIR", private_dir, 1);
+        else
+            private_dir[0] = 0;
+    }
     (void)tu_name("");
     atexit(at_exit);
     int sigs[] = {SIGABRT, SIGSEGV, SIGBUS, SIGTERM, SIGINT, SIGFPE, SIGILL};
