@@ -74,9 +74,11 @@ int ndshm_wait(ndshm_reader *r, int64_t timeout_ns)
         uint64_t now = ndshm_now_ns();
         if (now >= deadline)
             return NDSHM_TIMEOUT;
-        int64_t slice = (int64_t)(deadline - now);
-        if (slice > SLEEP_SLICE_NS)
-            slice = SLEEP_SLICE_NS;
+        /* In unsigned arithmetic: with no deadline (UINT64_MAX) a signed difference would be
+         * negative, which futex_wait takes as "no timeout", and a dead writer would never be
+         * noticed. */
+        uint64_t rem = deadline - now;
+        int64_t slice = rem > SLEEP_SLICE_NS ? SLEEP_SLICE_NS : (int64_t)rem;
         atomic_fetch_add_explicit(&c->waiters, 1, memory_order_seq_cst);
         int rc = 0;
         if (atomic_load_explicit(&c->notify, memory_order_seq_cst) == n0)

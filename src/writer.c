@@ -150,7 +150,11 @@ static int writer_repair(ndshm_writer *w)
     struct ndshm__map m = {0};
     struct ndshm__geom g;
     if (ndshm__map_data(w->name, gen + 1, 1, &m, &g) == NDSHM_OK) {
-        if (head != 0 && g.first_version == head) {
+        struct ndshm__meta meta;
+        uint64_t seq;
+        if (head != 0 && head >= g.first_version &&
+            ndshm__slot_read(ndshm__slot_at(m.base, &g, head), &g, head, NULL, 0, &meta, &seq) ==
+                NDSHM__GOT) {
             atomic_store_explicit(&c->gen, gen + 1, memory_order_release);
             gen++;
         }
@@ -241,6 +245,36 @@ int ndshm_writer_open(const char *name, const ndshm_options *opts, ndshm_writer 
     return NDSHM_OK;
 }
 
+/* Carry the newest N - 1 versions of the current segment into the next one, so that a reader
+ * fewer than N versions behind never loses a version to a re-allocation: it may not get to map
+ * a short-lived generation before the writer unlinks it, but it finds the versions again in
+ * the one after. The carry stops at the first version that does not fit the new capacity
+ * (readers count what is missing as dropped). The new segment is still invisible to readers:
+ * plain copies, published by the release store of gen in commit_impl(). Returns the first
+ * version the new segment holds. */
+static uint64_t carry_versions(ndshm_writer *w, void *nbase, const struct ndshm__geom *ng)
+{
+    uint64_t first = w->head + 1, n = ng->slot_count;
+    uint64_t lo = w->head + 2 > n ? w->head + 2 - n : 1; /* head - (n - 1) + 1 */
+    if (lo < w->geom.first_version)
+        lo = w->geom.first_version;
+    for (uint64_t u = w->head; u >= lo && u > 0; u--) {
+        struct ndshm__slot *os = ndshm__slot_at(w->data.base, &w->geom, u);
+        uint64_t seq = atomic_load_explicit(&os->seq, memory_order_relaxed);
+        if ((seq & 1) || os->version != u || os->nbytes > ng->slot_capacity)
+            break;
+        struct ndshm__slot *ns = ndshm__slot_at(nbase, ng, u);
+        memcpy((char *)ns + sizeof ns->seq, (char *)os + sizeof os->seq,
+               sizeof *ns - sizeof ns->seq);
+        if (os->nbytes)
+            memcpy((char *)ns + ng->payload_offset, (char *)os + w->geom.payload_offset,
+                   (size_t)os->nbytes);
+        atomic_store_explicit(&ns->seq, 2, memory_order_relaxed); /* even: stable */
+        first = u;
+    }
+    return first;
+}
+
 /* Create the next generation's segment, sized for `nbytes` (or the reserved capacity). */
 static int make_pending(ndshm_writer *w, uint64_t capacity)
 {
@@ -251,6 +285,8 @@ static int make_pending(ndshm_writer *w, uint64_t capacity)
     rc = ndshm__create_data(w->name, &g, w->mode, &w->pending);
     if (rc)
         return rc;
+    g.first_version = carry_versions(w, w->pending.base, &g);
+    ((struct ndshm__data *)w->pending.base)->first_version = g.first_version;
     w->pgeom = g;
     return NDSHM_OK;
 }

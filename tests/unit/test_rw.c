@@ -181,19 +181,45 @@ static void read_next_across_reallocations(void **state)
         assert_int_equal(info.generation, v == 4 ? 2 : 1);
         assert_int_equal(!!(info.flags & NDSHM_INFO_REALLOCATED), v == 4);
     }
-    /* several generations pass while the reader sleeps: the versions that lived only in
-     * segments unlinked meanwhile are counted */
+    /* several generations pass while the reader sleeps: each new segment carries the newest
+     * N - 1 versions of the previous one, so nothing is lost */
     pub(f->w, 20000); /* 5: gen 3 */
-    pub(f->w, 40000); /* 6: gen 4 */
-    pub(f->w, 80000); /* 7: gen 5 */
+    pub(f->w, 40000); /* 6: gen 4 (carries 3..5) */
+    pub(f->w, 80000); /* 7: gen 5 (carries 4..6) */
     pub(f->w, 100);   /* 8: gen 5 */
+    for (uint64_t v = 5; v <= 8; v++) {
+        assert_int_equal(ndshm_read_next(f->r, buf, 1 << 20, &info), NDSHM_OK);
+        assert_int_equal(info.version, v);
+        assert_int_equal(info.dropped, 0);
+        assert_true(tu_check(buf, info.nbytes, v));
+        assert_int_equal(info.generation, 5);
+    }
+    /* a version that does not fit the shrunk segments that follow is lost, and counted */
+    pub(f->w, 20000); /* 9: gen 5 (the reader is mapped here, sealed at 9 later) */
     assert_int_equal(ndshm_read_next(f->r, buf, 1 << 20, &info), NDSHM_OK);
-    assert_int_equal(info.version, 7);
-    assert_int_equal(info.dropped, 2); /* 5 and 6 */
-    assert_true(tu_check(buf, info.nbytes, 7));
+    pub(f->w, 20000); /* 10: gen 5 */
+    assert_int_equal(ndshm_writer_reserve(f->w, 1000), NDSHM_OK);
+    pub(f->w, 100); /* 11: gen 6, 10 does not fit: first version 11 */
+    assert_int_equal(ndshm_writer_reserve(f->w, 2000), NDSHM_OK);
+    pub(f->w, 100); /* 12: gen 7, carries 11; gen 6 is gone */
     assert_int_equal(ndshm_read_next(f->r, buf, 1 << 20, &info), NDSHM_OK);
-    assert_int_equal(info.version, 8);
+    assert_int_equal(info.version, 10); /* still in the mapping the reader holds (gen 5) */
     assert_int_equal(info.dropped, 0);
+    assert_int_equal(ndshm_read_next(f->r, buf, 1 << 20, &info), NDSHM_OK);
+    assert_int_equal(info.version, 11);
+    assert_int_equal(info.dropped, 0);
+    assert_int_equal(info.generation, 7);
+    pub(f->w, 20000); /* 13: gen 8 (20000 > 2000), carries 12, 11 */
+    assert_int_equal(ndshm_writer_reserve(f->w, 1000), NDSHM_OK);
+    pub(f->w, 100); /* 14: gen 9, 13 does not fit */
+    assert_int_equal(ndshm_writer_reserve(f->w, 1500), NDSHM_OK);
+    pub(f->w, 100); /* 15: gen 10 carries 14 */
+    assert_int_equal(ndshm_read_next(f->r, buf, 1 << 20, &info), NDSHM_OK);
+    assert_int_equal(info.version, 12); /* the reader's gen 7 mapping, sealed at 12 */
+    assert_int_equal(ndshm_read_next(f->r, buf, 1 << 20, &info), NDSHM_OK);
+    assert_int_equal(info.version, 14);
+    assert_int_equal(info.dropped, 1); /* 13 lived only in gen 8 and 9 did not take it */
+    assert_true(tu_check(buf, info.nbytes, 14));
     assert_int_equal(tu_count_segments(f->name), 2);
     free(buf);
 }
