@@ -41,7 +41,7 @@ for stage in $stages; do
     tsan)
         echo "== ThreadSanitizer"
         build out/tsan -DCMAKE_BUILD_TYPE=Debug -DNDSHM_SANITIZER=thread -DNDSHM_BUILD_BENCH=OFF
-        (cd out/tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+        (cd out/tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 die_after_fork=0" \
             ctest -j2 -LE "fuzz|python|nosan|model" --timeout 900)
         ;;
     fuzz)

@@ -17,6 +17,25 @@
 
 #include "internal.h"
 
+/* liburcu is not built with ThreadSanitizer: tell it that call_rcu() hands the mapping from
+ * the thread that retired it to the thread that frees it. */
+#if defined(__SANITIZE_THREAD__)
+#define NDSHM_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define NDSHM_TSAN 1
+#endif
+#endif
+#ifdef NDSHM_TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define TSAN_ACQUIRE(p) __tsan_acquire(p)
+#define TSAN_RELEASE(p) __tsan_release(p)
+#else
+#define TSAN_ACQUIRE(p) ((void)(p))
+#define TSAN_RELEASE(p) ((void)(p))
+#endif
+
 struct rmap {
     struct ndshm__map map;
     struct ndshm__geom geom; /* validated private copy */
@@ -30,7 +49,7 @@ struct ndshm_reader {
     uint32_t spin_ns;
     struct ndshm__map ctl_map;
     struct ndshm__ctl *ctl;
-    struct rmap *cur;            /* RCU-protected */
+    _Atomic(struct rmap *) cur;  /* RCU-protected: freed only after a grace period */
     _Atomic uint64_t pos;        /* last version handed out (initially head - 1) */
     atomic_int replay;           /* first read_next starts at the oldest version, uncounted */
     _Atomic uint64_t meta_hash;  /* dtype+shape of the last read; 0 = none yet */
@@ -61,7 +80,18 @@ static void rmap_put(struct rmap *m)
 static void rmap_rcu_free(struct rcu_head *head)
 {
     /* container_of through void *: clang's -Wcast-align rejects liburcu's char * cast. */
-    rmap_put((struct rmap *)(void *)((char *)head - offsetof(struct rmap, rcu)));
+    struct rmap *m = (struct rmap *)(void *)((char *)head - offsetof(struct rmap, rcu));
+    TSAN_ACQUIRE(m); /* pairs with TSAN_RELEASE in remap() */
+    rmap_put(m);
+}
+
+/* Leave a read-side critical section in which m was used. Under ThreadSanitizer, also
+ * publish this thread's accesses to m to the call_rcu thread that will free it (the grace
+ * period itself is invisible to the sanitizer). */
+static inline void section_end(struct rmap *m)
+{
+    TSAN_RELEASE(m);
+    urcu_bp_read_unlock();
 }
 
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
@@ -109,13 +139,20 @@ static int remap(ndshm_reader *r, struct rmap *seen, uint64_t gen, struct rmap *
     struct rmap *m = rmap_open(r->name, gen, &rc);
     if (!m)
         return rc == NDSHM_E_NOENT ? 1 : rc; /* NOENT: already replaced again; retry */
-    struct rmap *old = urcu_bp_cmpxchg_pointer(&r->cur, seen, m);
-    if (old != seen) { /* another thread swapped first: use its mapping on the next attempt */
+    /* Release: a thread that loads the new pointer sees the mapping initialised. Pairs with
+     * the acquire load of r->cur in read_core(). (C11 atomics rather than liburcu's pointer
+     * macros, so ThreadSanitizer sees the publication.) */
+    struct rmap *old = seen;
+    if (!atomic_compare_exchange_strong_explicit(
+            &r->cur, &old, m, memory_order_acq_rel,
+            memory_order_acquire)) { /* another thread swapped first: use its mapping on the next
+                                        attempt */
         rmap_put(m);
         return 1;
     }
     /* Nobody can find `seen` any more; threads still inside a critical section may use it
      * until the grace period ends. */
+    TSAN_RELEASE(seen);
     urcu_bp_call_rcu(&seen->rcu, rmap_rcu_free);
     *out = m;
     return NDSHM_OK;
@@ -161,7 +198,7 @@ int ndshm_reader_open(const char *name, const ndshm_options *opts, ndshm_reader 
         free(r);
         return rc;
     }
-    r->cur = m;
+    atomic_init(&r->cur, m);
     uint64_t head = atomic_load_explicit(&r->ctl->head, memory_order_acquire);
     /* A late joiner gets the last version first (read_latest, read_next and wait agree on
      * that), then everything after it. */
@@ -175,7 +212,7 @@ int ndshm_reader_close(ndshm_reader *r)
 {
     if (!r)
         return NDSHM_OK;
-    rmap_put(r->cur); /* views keep their own reference */
+    rmap_put(atomic_load_explicit(&r->cur, memory_order_relaxed)); /* views hold their own */
     ndshm__unmap(&r->ctl_map);
     free(r->buf);
     free(r);
@@ -301,7 +338,9 @@ static int read_core(ndshm_reader *r, int next, void *dst, uint64_t dst_size, in
         /* Pairs with the release store of gen in commit_impl() (W5): if we see generation g,
          * segment g exists (or existed) and head was already inside it. */
         uint64_t gen = atomic_load_explicit(&c->gen, memory_order_acquire);
-        struct rmap *m = urcu_bp_dereference(r->cur);
+        /* Pairs with the release CAS in remap(); the read-side critical section keeps m
+         * mapped until we leave it (call_rcu frees only after a grace period). */
+        struct rmap *m = atomic_load_explicit(&r->cur, memory_order_acquire);
         struct ndshm__data *d = m->map.base;
         if (m->geom.generation != gen) {
             /* Pairs with the release store of sealed (W4), made before gen moved. */
@@ -310,7 +349,7 @@ static int read_core(ndshm_reader *r, int next, void *dst, uint64_t dst_size, in
                        t <= sealed && t >= m->geom.first_version;
             if (!keep) { /* read_next finishes the old segment's versions first */
                 int rc = remap(r, m, gen, &m);
-                urcu_bp_read_unlock();
+                section_end(m);
                 if (rc < 0)
                     return rc;
                 continue; /* rc == 0: mapped; start over with it. rc == 1: retry */
@@ -345,7 +384,7 @@ static int read_core(ndshm_reader *r, int next, void *dst, uint64_t dst_size, in
                 status = RETRY; /* t is in the next generation: retry */
         }
         if (status != NDSHM_OK) {
-            urcu_bp_read_unlock();
+            section_end(m);
             if (status == RETRY)
                 continue;
             return status;
@@ -355,12 +394,17 @@ static int read_core(ndshm_reader *r, int next, void *dst, uint64_t dst_size, in
             ndshm__slot_read(s, &m->geom, want, dst, dst ? dst_size : 0, &g->meta, &g->seq);
         if (res == NDSHM__GOT && view) /* pin the mapping while still inside the section */
             atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
-        urcu_bp_read_unlock();
+        /* m may be freed once we leave the section: keep what we need of it. (Reading it
+         * after section_end() was a use-after-free, found by ThreadSanitizer.) */
+        const uint64_t m_gen = m->geom.generation, m_slots = m->geom.slot_count;
+        struct rmap *pinned = (res == NDSHM__GOT && view) ? m : NULL;
+        section_end(m);
+        m = NULL;
         switch (res) {
         case NDSHM__GOT:
-            g->gen = m->geom.generation;
+            g->gen = m_gen;
             g->slot = s;
-            g->m = view ? m : NULL;
+            g->m = pinned;
             if (!view && g->meta.nbytes > dst_size)
                 return NDSHM_E_TOO_SMALL; /* the handle does not advance */
             if (next) {
@@ -369,8 +413,8 @@ static int read_core(ndshm_reader *r, int next, void *dst, uint64_t dst_size, in
                 uint64_t expect = pos;
                 if (!atomic_compare_exchange_strong_explicit(
                         &r->pos, &expect, want, memory_order_acq_rel, memory_order_acquire)) {
-                    if (view)
-                        rmap_put(m);
+                    if (pinned)
+                        rmap_put(pinned);
                     pos = expect;
                     t = pos + 1;
                     replay = 0;
@@ -391,8 +435,7 @@ static int read_core(ndshm_reader *r, int next, void *dst, uint64_t dst_size, in
         case NDSHM__NEWER:
             /* The slot was reused: every version up to meta.version - N is gone. */
             if (next) {
-                uint64_t n = m->geom.slot_count;
-                uint64_t skip = g->meta.version >= n ? g->meta.version - n + 1 : 1;
+                uint64_t skip = g->meta.version >= m_slots ? g->meta.version - m_slots + 1 : 1;
                 t = skip > want + 1 ? skip : want + 1;
             }
             break;
