@@ -96,7 +96,12 @@ static_assert(offsetof(struct ndshm__data, sealed) % 64 == 0, "sealed on its own
 static_assert(sizeof(struct ndshm__data) % 64 == 0, "slots start on a line");
 
 /* Slot header; the payload follows at payload_offset. Every field but seq is written by the
- * writer while seq is odd and copied by readers between two reads of seq. */
+ * writer while seq is odd and copied by readers between two reads of seq. Only shape[0..ndim)
+ * is written and read: entries past ndim hold stale values of older versions. The hot part
+ * (seq ... ndim and shape[0..2]) is the slot's first cache line, so a header of up to three
+ * dimensions costs a reader one line. Everything after seq has the layout of struct
+ * ndshm__meta, which ndshm__slot_read() copies it into. */
+#define NDSHM__SLOT_LINE_DIMS 3 /* shape entries in the slot's first cache line */
 struct ndshm__slot {
     _Atomic uint64_t seq; /* even: stable; odd: being written */
     uint64_t version;     /* 0 = invalid (repaired or cancelled) */
@@ -104,11 +109,14 @@ struct ndshm__slot {
     uint64_t nbytes;
     int32_t dtype;
     uint32_t ndim;
-    uint64_t reserved;
     uint64_t shape[NDSHM_MAX_DIMS];
 };
-static_assert(sizeof(struct ndshm__slot) == 304, "slot header layout");
+static_assert(sizeof(struct ndshm__slot) == 296, "slot header layout");
+static_assert(offsetof(struct ndshm__slot, shape) + NDSHM__SLOT_LINE_DIMS * sizeof(uint64_t) ==
+                  NDSHM__CACHE_LINE,
+              "seq..ndim and shape[0..2] fill the slot's first cache line");
 #define NDSHM__SLOT_HDR 320u /* header rounded to whole cache lines */
+static_assert(sizeof(struct ndshm__slot) <= NDSHM__SLOT_HDR, "payload after the header");
 
 /* ---------------------------------------------------------------------------------------------
  * Platform interface: every OS call goes through this table so tests can inject faults.
@@ -131,7 +139,8 @@ struct ndshm__os {
     /* calls fn for each entry of the shm directory; stops when fn returns non-zero */
     int (*list)(int (*fn)(const char *entry, void *arg), void *arg);
 };
-NDSHM_INTERNAL extern const struct ndshm__os *ndshm__os;
+/* Atomic: a test may swap the table while liburcu's call_rcu thread unmaps a mapping. */
+NDSHM_INTERNAL extern const struct ndshm__os *_Atomic ndshm__os;
 NDSHM_INTERNAL extern const struct ndshm__os ndshm__os_linux;
 /* For tests: replace the platform (NULL restores the default). */
 NDSHM_API void ndshm__os_set(const struct ndshm__os *os);
@@ -214,6 +223,18 @@ struct ndshm__meta {
     uint32_t ndim;
     uint64_t shape[NDSHM_MAX_DIMS];
 };
+/* ndshm__slot_read() copies the slot header after seq straight into a meta. */
+static_assert(sizeof(struct ndshm__meta) == sizeof(struct ndshm__slot) - sizeof(uint64_t),
+              "meta mirrors the slot header after seq");
+static_assert(offsetof(struct ndshm__meta, version) + 8 == offsetof(struct ndshm__slot, version) &&
+                  offsetof(struct ndshm__meta, publish_ns) + 8 ==
+                      offsetof(struct ndshm__slot, publish_ns) &&
+                  offsetof(struct ndshm__meta, nbytes) + 8 ==
+                      offsetof(struct ndshm__slot, nbytes) &&
+                  offsetof(struct ndshm__meta, dtype) + 8 == offsetof(struct ndshm__slot, dtype) &&
+                  offsetof(struct ndshm__meta, ndim) + 8 == offsetof(struct ndshm__slot, ndim) &&
+                  offsetof(struct ndshm__meta, shape) + 8 == offsetof(struct ndshm__slot, shape),
+              "meta field offsets = slot field offsets - 8");
 /* Copy slot header (and payload into dst if dst != NULL and it fits dst_size) consistently.
  * *seq_out receives the even sequence value the copy is valid for. */
 NDSHM_INTERNAL enum ndshm__try ndshm__slot_read(const struct ndshm__slot *s,

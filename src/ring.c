@@ -13,13 +13,17 @@
  *   Data segment "<dir>/ndshm.<name>@<gen>":
  *     header  magic "RSHDATA1", layout, generation, first_version, sizes, slot geometry;
  *             sealed = last version published into this segment once the writer moved on
- *     slots   N x stride; slot = header (seq, version, publish_ns, nbytes, dtype, ndim, shape)
- *             then the payload at payload_offset (64-byte aligned; page aligned when the
- *             capacity is >= 64 KiB).
+ *     slots   N x stride; slot = header, then the payload at payload_offset (64-byte
+ *             aligned, >= 320; page aligned when the capacity is >= 64 KiB). Header, 296 bytes:
+ *               0 seq  8 version  16 publish_ns  24 nbytes  32 dtype (i32)  36 ndim (u32)
+ *              40 shape[32] (u64)
+ *             Bytes 0-63 (seq ... shape[2]) are the slot's first cache line. Only
+ *             shape[0..ndim) is written and read; later entries hold stale values.
  *
  * WRITER (one per channel; publish of version v = head + 1 into slot v % N)
  *   W1  seq := seq + 1 (odd), relaxed; release fence.        -> slot_begin()
- *   W2  write header fields and payload (racy by design).     -> slot_fill(), store_payload()
+ *   W2  write header fields (shape[0..ndim) only) and payload (racy by design).
+ *                                                             -> slot_fill(), store_payload()
  *   W3  seq := seq + 1 (even), release.                       -> slot_end()
  *   W4  if the version went to a new data segment: old.sealed := v - 1 (release).
  *   W5  head := v (release); then, after a re-allocation, gen := g + 1 (release).
@@ -29,8 +33,10 @@
  *
  * READER, one attempt at version `want` in slot want % N             -> slot_read()
  *   R1  s1 := seq (acquire). Odd -> BUSY.
- *   R2  copy the slot header (racy); version != want -> NEWER / OLDER; check every header
- *       value against the segment geometry (a torn header must never drive a copy) -> BAD.
+ *   R2  copy the slot header (racy): the fixed fields, then shape[0..ndim) with ndim taken
+ *       from that private copy and clamped to NDSHM_MAX_DIMS; version != want -> NEWER /
+ *       OLDER; check every header value against the segment geometry (a torn header must
+ *       never drive a copy) -> BAD.
  *   R3  copy the payload (racy, ndshm__load_payload).
  *   R4  acquire fence; s2 := seq (relaxed). s1 != s2 -> BUSY. Otherwise the copy is exactly
  *       version `want`.
@@ -150,16 +156,19 @@ void ndshm__slot_begin(struct ndshm__slot *s)
 void ndshm__slot_fill(struct ndshm__slot *s, uint64_t version, int dtype, uint32_t ndim,
                       const uint64_t *shape, uint64_t nbytes)
 {
-    struct ndshm__slot h;
-    memset(&h, 0, sizeof h);
+    /* The fields after seq and shape[0..ndim) only (ndim was validated by the caller): a 1- to
+     * 3-D header is one cache line. publish_ns is stored by slot_end(), as late as possible. */
+    NDSHM__INVARIANT(ndim <= NDSHM_MAX_DIMS);
+    struct ndshm__meta h;
     h.version = version;
+    h.publish_ns = 0;
     h.nbytes = nbytes;
     h.dtype = dtype;
     h.ndim = ndim;
-    if (ndim)
-        memcpy(h.shape, shape, ndim * sizeof *shape);
-    /* publish_ns is stored by slot_end(), as late as possible. Skip the seq word. */
-    racy_store((char *)s + sizeof s->seq, (char *)&h + sizeof h.seq, sizeof h - sizeof h.seq);
+    for (uint32_t i = 0; i < ndim; i++)
+        h.shape[i] = shape[i];
+    racy_store((char *)s + offsetof(struct ndshm__slot, version), &h,
+               offsetof(struct ndshm__meta, shape) + ndim * sizeof h.shape[0]);
 }
 
 void ndshm__slot_end(struct ndshm__slot *s, uint64_t publish_ns)
@@ -206,23 +215,27 @@ enum ndshm__try ndshm__slot_read(const struct ndshm__slot *s, const struct ndshm
     uint64_t s1 = atomic_load_explicit(&ss->seq, memory_order_acquire);
     if (s1 & 1)
         return NDSHM__BUSY;
-    /* R2 */
-    struct ndshm__slot h;
-    racy_copy((char *)&h + sizeof h.seq, (const char *)s + sizeof s->seq, sizeof h - sizeof h.seq);
+    /* R2: the fixed fields and the shape entries of the first cache line in one copy, then
+     * the rest of shape[0..ndim) only. ndim comes from shared memory (torn or hostile): it is
+     * read once from the private copy and clamped before it sizes the second copy; a value
+     * above NDSHM_MAX_DIMS stays above it so that meta_check() rejects it. */
+    enum { LINE = offsetof(struct ndshm__meta, shape) + NDSHM__SLOT_LINE_DIMS * sizeof(uint64_t) };
+    const char *hdr = (const char *)s + offsetof(struct ndshm__slot, version);
+    racy_copy(meta, hdr, LINE);
+    uint32_t ndim = meta->ndim;
+    if (ndim > NDSHM_MAX_DIMS)
+        ndim = NDSHM_MAX_DIMS + 1;
+    else if (ndim > NDSHM__SLOT_LINE_DIMS)
+        racy_copy((char *)meta + LINE, hdr + LINE,
+                  (ndim - NDSHM__SLOT_LINE_DIMS) * sizeof meta->shape[0]);
+    meta->ndim = ndim;
     enum ndshm__try res = NDSHM__GOT;
-    meta->version = h.version;
-    meta->publish_ns = h.publish_ns;
-    meta->nbytes = h.nbytes;
-    meta->dtype = h.dtype;
-    meta->ndim = h.ndim <= NDSHM_MAX_DIMS ? h.ndim : NDSHM_MAX_DIMS + 1;
-    if (meta->ndim <= NDSHM_MAX_DIMS)
-        memcpy(meta->shape, h.shape, meta->ndim * sizeof h.shape[0]);
-    if (h.version != want)
-        res = h.version > want ? NDSHM__NEWER : NDSHM__OLDER;
+    if (meta->version != want)
+        res = meta->version > want ? NDSHM__NEWER : NDSHM__OLDER;
     else if (!ndshm__meta_check(meta, g->slot_capacity))
         res = NDSHM__BAD; /* decided after R4: torn, or really corrupt */
-    else if (dst && h.nbytes <= dst_size)
-        racy_copy(dst, (const char *)s + g->payload_offset, h.nbytes); /* R3 */
+    else if (dst && meta->nbytes <= dst_size)
+        racy_copy(dst, (const char *)s + g->payload_offset, meta->nbytes); /* R3 */
     /* R4. Pairs with the release fence in ndshm__slot_begin() (W1). */
     atomic_thread_fence(memory_order_acquire);
     uint64_t s2 = atomic_load_explicit(&ss->seq, memory_order_relaxed);
