@@ -1,4 +1,5 @@
 /* Status names and messages, generated from NDSHM_STATUS_MAP. */
+#include <math.h>
 #include <string.h>
 
 #include "internal.h"
@@ -34,4 +35,15 @@ const char *ndshm_strerror(int status)
 const char *ndshm_version(void)
 {
     return NDSHM_VERSION_STRING;
+}
+
+uint32_t ndshm_slots_for(double rate_hz, double hold_s, double write_s)
+{
+    if (!isfinite(rate_hz) || !isfinite(hold_s) || !isfinite(write_s) || rate_hz < 0 ||
+        hold_s < 0 || write_s < 0)
+        return 0;
+    double n = ceil(rate_hz * (hold_s + write_s) - 1e-9) + 1; /* tolerate rounding of f*h */
+    if (n > NDSHM_MAX_SLOTS)
+        return 0;
+    return n < 2 ? 2 : (uint32_t)n;
 }

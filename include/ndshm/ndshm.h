@@ -20,7 +20,11 @@
  *  - A reader handle may be shared by threads for ndshm_read_latest(), ndshm_read_next(),
  *    ndshm_view_*() and ndshm_wait(); its mapping is swapped under RCU (liburcu-bp) when the
  *    channel re-allocates. The handle-owned buffer of ndshm_read_*_owned() is per handle: use
- *    those two from one thread at a time.
+ *    those two from one thread at a time. The info flags NDSHM_INFO_META_CHANGED and
+ *    NDSHM_INFO_REALLOCATED compare with the handle's previous read, whichever thread made it;
+ *    with several threads reading at once they are best-effort per handle (a change may be
+ *    flagged to more than one thread, and "previous" may be another thread's read): use one
+ *    handle per thread where they matter.
  */
 #ifndef NDSHM_NDSHM_H
 #define NDSHM_NDSHM_H
@@ -313,6 +317,14 @@ NDSHM_API int ndshm_unlink(const char *name);
 NDSHM_API int ndshm_gc(size_t *removed /* out */);
 /** Check a channel name (NDSHM_OK or NDSHM_E_NAME). */
 NDSHM_API int ndshm_name_check(const char *name);
+
+/** Slots a channel needs so that a reader holding each version for hold_s seconds (a view, or
+ *  the time to copy it) while the writer publishes at rate_hz, taking write_s seconds per
+ *  write (copy, or loan to commit), never sees it overwritten: ceil(rate * (hold + write)) + 1
+ *  (derivation and test: docs/benchmarks.md, "How many slots"). At least 2. Returns 0 for a
+ *  negative, NaN or infinite argument, or when more than NDSHM_MAX_SLOTS would be needed. Add
+ *  one for writer jitter. */
+NDSHM_API uint32_t ndshm_slots_for(double rate_hz, double hold_s, double write_s);
 
 /** CLOCK_MONOTONIC in ns: the clock of publish_ns and read_ns. */
 NDSHM_API uint64_t ndshm_now_ns(void);

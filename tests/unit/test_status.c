@@ -1,5 +1,6 @@
 /* Every status has a distinct name and message; OS errors keep their errno. */
 #include <errno.h>
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -72,6 +73,25 @@ static void version_strings(void **state)
                                             NDSHM_VERSION_PATCH);
 }
 
+static void slots_for(void **state)
+{
+    (void)state;
+    /* the table in docs/benchmarks.md ("How many slots"), write time ~0 */
+    assert_int_equal(ndshm_slots_for(30, 0.005, 0), 2);
+    assert_int_equal(ndshm_slots_for(30, 0.1, 0), 4);
+    assert_int_equal(ndshm_slots_for(30, 1, 0), 31);
+    assert_int_equal(ndshm_slots_for(60, 0.033, 0), 3);
+    assert_int_equal(ndshm_slots_for(120, 0.033, 0), 5);
+    assert_int_equal(ndshm_slots_for(1000, 0.005, 0), 6);
+    assert_int_equal(ndshm_slots_for(1000, 1, 0), 1001);
+    assert_int_equal(ndshm_slots_for(1000, 0.1, 0.001), 102);
+    assert_int_equal(ndshm_slots_for(0, 5, 0), 2);
+    assert_int_equal(ndshm_slots_for(-1, 1, 0), 0);
+    assert_int_equal(ndshm_slots_for(30, NAN, 0), 0);
+    assert_int_equal(ndshm_slots_for(INFINITY, 1, 0), 0);
+    assert_int_equal(ndshm_slots_for(1e6, 1, 0), 0); /* more than NDSHM_MAX_SLOTS */
+}
+
 int main(void)
 {
     tu_init();
@@ -80,6 +100,7 @@ int main(void)
         cmocka_unit_test(signs_follow_the_convention),
         cmocka_unit_test(os_errors_keep_errno),
         cmocka_unit_test(version_strings),
+        cmocka_unit_test(slots_for),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
