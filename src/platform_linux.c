@@ -210,11 +210,12 @@ const struct ndshm__os ndshm__os_linux = {
     .list = lx_list,
 };
 
-const struct ndshm__os *ndshm__os = &ndshm__os_linux;
+const struct ndshm__os *_Atomic ndshm__os = &ndshm__os_linux;
 
 void ndshm__os_set(const struct ndshm__os *os)
 {
-    ndshm__os = os ? os : &ndshm__os_linux;
+    /* Release: the table's contents are visible to any thread that then loads the pointer. */
+    atomic_store_explicit(&ndshm__os, os ? os : &ndshm__os_linux, memory_order_release);
 }
 
 int64_t ndshm__self_pid(void)
