@@ -1,4 +1,5 @@
 /* Channels on this machine: list, stat, unlink, garbage-collect. */
+#include <errno.h>
 #include <string.h>
 
 #include "internal.h"
@@ -196,6 +197,22 @@ void ndshm_list_free(ndshm_channel_info *list)
     free(list);
 }
 
+static int orphan_cb(const char *entry, void *arg)
+{
+    size_t *count = arg;
+    char name[NDSHM_NAME_MAX + 1], ctl[NDSHM__SEG_MAX];
+    uint64_t gen;
+    if (parse_entry(entry, name, &gen) != 2)
+        return 0;
+    ndshm__ctl_name(ctl, name);
+    int fd = ndshm__os->open(ctl, 0, 0, 0);
+    if (fd >= 0)
+        ndshm__os->close(fd);
+    else if (fd == -ENOENT && ndshm__os->unlink(entry) == 0)
+        (*count)++;
+    return 0;
+}
+
 int ndshm_gc(size_t *removed)
 {
     ndshm_channel_info *items;
@@ -223,6 +240,10 @@ int ndshm_gc(size_t *removed)
             count++;
     }
     ndshm_list_free(items);
+    /* Data segments whose control segment is gone (an unlink that raced with a writer's
+     * re-allocation) belong to nobody: remove them too. A channel being created never has
+     * this shape (its control segment is created first). */
+    (void)ndshm__os->list(orphan_cb, &count);
     if (removed)
         *removed = count;
     return NDSHM_OK;

@@ -183,6 +183,19 @@ static void gc_removes_only_dead(void **state)
     waitpid(p2, &st, 0);
     assert_int_equal(ndshm_gc(NULL), NDSHM_OK);
     assert_int_equal(tu_count_segments(live), 0);
+    /* a data segment whose control segment is gone belongs to nobody */
+    const char *orphan = tu_name("gc-orphan");
+    ndshm_writer *w;
+    assert_int_equal(ndshm_writer_create(orphan, NULL, &w), NDSHM_OK);
+    char seg[NDSHM__SEG_MAX];
+    ndshm__ctl_name(seg, orphan);
+    assert_int_equal(ndshm__os->unlink(seg), 0);
+    assert_int_equal(tu_count_segments(orphan), 1);
+    removed = 0;
+    assert_int_equal(ndshm_gc(&removed), NDSHM_OK);
+    assert_int_equal(removed, 1);
+    assert_int_equal(tu_count_segments(orphan), 0);
+    ndshm_writer_close(w);
 }
 
 static void takeover_continues_numbering(void **state)
