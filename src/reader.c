@@ -258,16 +258,16 @@ int ndshm__reader_gone(ndshm_reader *r)
 
 /* ----- the read core ----------------------------------------------------------------------- */
 
+/* dtype, ndim and shape[0..ndim) a word at a time (a 64-bit multiply-xorshift per word). */
 static uint64_t meta_hash(const struct ndshm__meta *m)
 {
-    uint64_t h = UINT64_C(1469598103934665603);
-    uint64_t words[2 + NDSHM_MAX_DIMS];
-    words[0] = (uint64_t)(uint32_t)m->dtype;
-    words[1] = m->ndim;
-    memcpy(words + 2, m->shape, m->ndim * sizeof(uint64_t));
-    const unsigned char *p = (const unsigned char *)words;
-    for (size_t i = 0; i < (2 + m->ndim) * sizeof(uint64_t); i++)
-        h = (h ^ p[i]) * UINT64_C(1099511628211);
+    const uint64_t k = UINT64_C(0x9e3779b97f4a7c15);
+    uint64_t h = ((uint64_t)(uint32_t)m->dtype << 32 | m->ndim) * k;
+    h ^= h >> 32;
+    for (uint32_t i = 0; i < m->ndim; i++) {
+        h = (h ^ m->shape[i]) * k;
+        h ^= h >> 32;
+    }
     return h | 1; /* never 0, which means "none yet" */
 }
 
@@ -279,46 +279,59 @@ struct got {
     const struct ndshm__slot *slot;
 };
 
-static void fill_info(ndshm_reader *r, const struct got *g, uint64_t dropped, ndshm_info *info)
+/* The fields of info that describe the version itself; shape entries past ndim are zero. */
+static void fill_meta(const struct got *g, ndshm_info *info)
 {
-    uint64_t now = ndshm_now_ns();
-    memset(info, 0, sizeof *info);
     info->version = g->meta.version;
     info->publish_ns = g->meta.publish_ns;
-    info->read_ns = now;
-    info->latency_ns = now > g->meta.publish_ns ? now - g->meta.publish_ns : 0;
-    info->dropped = dropped;
     info->nbytes = g->meta.nbytes;
     info->generation = g->gen;
     info->dtype = g->meta.dtype;
     info->ndim = g->meta.ndim;
+    info->reserved_ = 0;
     memcpy(info->shape, g->meta.shape, g->meta.ndim * sizeof(uint64_t));
+    memset(info->shape + g->meta.ndim, 0, (NDSHM_MAX_DIMS - g->meta.ndim) * sizeof(uint64_t));
+}
+
+static void fill_info(ndshm_reader *r, const struct got *g, uint64_t dropped, ndshm_info *info)
+{
+    uint64_t now = ndshm_now_ns();
+    fill_meta(g, info);
+    info->read_ns = now;
+    info->latency_ns = now > g->meta.publish_ns ? now - g->meta.publish_ns : 0;
+    info->dropped = dropped;
+    uint32_t flags = 0;
+    /* Plain load, compare, store only on a change: no locked RMW on the read path. With
+     * several threads on one handle the two flags are best-effort (ndshm.h, Threads). */
     uint64_t h = meta_hash(&g->meta);
-    if (atomic_exchange_explicit(&r->meta_hash, h, memory_order_relaxed) != h)
-        info->flags |= NDSHM_INFO_META_CHANGED;
-    uint64_t lg = atomic_exchange_explicit(&r->last_gen, g->gen, memory_order_relaxed);
-    if (lg != 0 && lg != g->gen)
-        info->flags |= NDSHM_INFO_REALLOCATED;
+    if (atomic_load_explicit(&r->meta_hash, memory_order_relaxed) != h) {
+        atomic_store_explicit(&r->meta_hash, h, memory_order_relaxed);
+        flags |= NDSHM_INFO_META_CHANGED;
+    }
+    uint64_t lg = atomic_load_explicit(&r->last_gen, memory_order_relaxed);
+    if (lg != g->gen) {
+        atomic_store_explicit(&r->last_gen, g->gen, memory_order_relaxed);
+        if (lg != 0)
+            flags |= NDSHM_INFO_REALLOCATED;
+    }
     /* A handle that never checked liveness (a fresh reader of a dead writer's channel) checks
      * once, so even its first read is flagged; afterwards the cached answer is refreshed on
      * the no-data paths. */
     if (atomic_load_explicit(&r->alive_ns, memory_order_relaxed) == 0)
         (void)ndshm_reader_writer_alive(r);
     if (gone_cached(r))
-        info->flags |= NDSHM_INFO_WRITER_GONE;
+        flags |= NDSHM_INFO_WRITER_GONE;
+    info->flags = flags;
 }
 
 /* Meta only (for E_TOO_SMALL): the caller learns the size; the handle does not advance. */
 static void fill_meta_only(const struct got *g, ndshm_info *info)
 {
-    memset(info, 0, sizeof *info);
-    info->version = g->meta.version;
-    info->publish_ns = g->meta.publish_ns;
-    info->nbytes = g->meta.nbytes;
-    info->generation = g->gen;
-    info->dtype = g->meta.dtype;
-    info->ndim = g->meta.ndim;
-    memcpy(info->shape, g->meta.shape, g->meta.ndim * sizeof(uint64_t));
+    fill_meta(g, info);
+    info->read_ns = 0;
+    info->latency_ns = 0;
+    info->dropped = 0;
+    info->flags = 0;
 }
 
 /*
@@ -471,7 +484,8 @@ static int read_copy(ndshm_reader *r, int next, void *buf, size_t buf_size, ndsh
 {
     if (!r || !info || (!buf && buf_size))
         return NDSHM_E_INVAL;
-    struct got g = {0};
+    struct got g; /* set by read_core() for NDSHM_OK and NDSHM_E_TOO_SMALL */
+    g.m = NULL;
     uint64_t dropped = 0;
     int rc = read_core(r, next, buf, buf_size, 0, &g, &dropped);
     if (rc == NDSHM_OK)
@@ -547,13 +561,13 @@ static int view_get(ndshm_reader *r, int next, ndshm_view *view)
 {
     if (!r || !view)
         return NDSHM_E_INVAL;
-    struct got g = {0};
+    struct got g; /* set by read_core() for NDSHM_OK and NDSHM_E_TOO_SMALL */
+    g.m = NULL;
     uint64_t dropped = 0;
     int rc = read_core(r, next, NULL, 0, 1, &g, &dropped);
     if (rc != NDSHM_OK)
         return nothing(r, rc, NULL);
-    memset(view, 0, sizeof *view);
-    fill_info(r, &g, dropped, &view->info);
+    fill_info(r, &g, dropped, &view->info); /* with the fields below: all of *view */
     view->data = (const char *)g.slot + g.m->geom.payload_offset;
     view->priv_[0] = g.m;
     view->priv_[1] = (void *)g.slot;
