@@ -157,9 +157,10 @@ static size_t channel_segments(const char *name, struct seg *out, size_t max)
     while ((e = readdir(d)) != NULL && n < max) {
         if (strcmp(e->d_name, ctl) != 0 && strncmp(e->d_name, data, strlen(data)) != 0)
             continue;
-        if (strlen(e->d_name) >= sizeof out[n].name)
+        size_t len = strlen(e->d_name);
+        if (len >= sizeof out[n].name)
             continue;
-        snprintf(out[n].name, sizeof out[n].name, "%s", e->d_name);
+        memcpy(out[n].name, e->d_name, len + 1);
         char path[1024];
         snprintf(path, sizeof path, "%s/%s", cli_shm_dir(), out[n].name);
         struct stat st;
