@@ -127,7 +127,10 @@ static struct rmap *rmap_open(const char *name, uint64_t gen, int *rc)
         free(m);
         return NULL;
     }
-    atomic_init(&m->refs, 1);
+    /* Release: pairs with the acq_rel decrement in rmap_put(), which may run on liburcu's
+     * call_rcu thread; makes the mapping's initialisation visible there in C11 terms rather
+     * than only through liburcu's internal barriers (which ThreadSanitizer cannot see). */
+    atomic_store_explicit(&m->refs, 1, memory_order_release);
     return m;
 }
 
