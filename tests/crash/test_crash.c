@@ -648,6 +648,7 @@ static void test_reader_killed(void **state)
 /* ----- stale channels: gc removes only channels whose writer is dead or gone ----------------- */
 
 static char private_dir[128];
+static char saved_dir[256];
 
 static int mounted;
 static void private_dir_leave(void);
@@ -655,6 +656,8 @@ static void private_dir_leave(void);
 static void private_dir_enter(const char *tag)
 {
     private_dir_leave(); /* a previous test may have failed inside its private directory */
+    const char *prev = getenv("NDSHM_DIR"); /* tu_init() may have set a per-process one */
+    snprintf(saved_dir, sizeof saved_dir, "%s", prev ? prev : "");
     snprintf(private_dir, sizeof private_dir, "/dev/shm/ndt-%d-%s-XXXXXX", (int)getpid(), tag);
     assert_non_null(mkdtemp(private_dir));
     setenv("NDSHM_DIR", private_dir, 1);
@@ -679,9 +682,14 @@ static void private_dir_leave(void)
     if (mounted && private_dir[0])
         umount2(private_dir, MNT_DETACH);
     mounted = 0;
+    if (!private_dir[0])
+        return;
     tu_cleanup();
-    unsetenv("NDSHM_DIR");
-    if (private_dir[0]) {
+    if (saved_dir[0])
+        setenv("NDSHM_DIR", saved_dir, 1);
+    else
+        unsetenv("NDSHM_DIR");
+    {
         char cmd[300];
         snprintf(cmd, sizeof cmd, "rm -rf %s", private_dir);
         if (system(cmd) != 0)
