@@ -521,7 +521,9 @@ int main(int argc, char **argv)
             sleep_us(10000);
             supervise();
         }
-        int victim = rnd() % 3 == 0 ? 0 : 1 + (int)(rnd() % (NCHILD - 1));
+        /* The first victim is always the writer, so even a short run exercises takeover. */
+        int victim =
+            atomic_load(&st->kills) == 0 || rnd() % 3 == 0 ? 0 : 1 + (int)(rnd() % (NCHILD - 1));
         kill_and_reap(victim);
         atomic_fetch_add(&st->kills, 1);
         atomic_fetch_add(victim == 0 ? &st->kills_writer : &st->kills_reader, 1);
