@@ -1463,14 +1463,18 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
-        case 's':
-            for (char *tok = strtok(optarg, ","); tok; tok = strtok(NULL, ",")) {
+        case 's': {
+            /* a copy: strtok() must not cut argv, which the report quotes as the command */
+            char list[256];
+            snprintf(list, sizeof list, "%s", optarg);
+            for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
                 unsigned long long v = strtoull(tok, NULL, 10);
                 for (unsigned i = 0; i < NSIZES; i++)
                     if (SIZES[i] == v)
                         cfg.size_mask |= 1u << i;
             }
             break;
+        }
         case 'h':
             usage();
             return 0;
