@@ -56,9 +56,13 @@ int main(int argc, char **argv)
     signal(SIGTERM, on_signal);
     ndshm_reader *r = NULL;
     int rc;
-    /* the publisher may start a moment later */
-    for (int i = 0; (rc = ndshm_reader_open(name, NULL, &r)) == NDSHM_E_NOENT && i < 100; i++)
+    /* the publisher may start a moment later, or still be creating the channel */
+    for (int i = 0; i < 200; i++) {
+        rc = ndshm_reader_open(name, NULL, &r);
+        if (rc != NDSHM_E_NOENT && rc != NDSHM_E_NOT_READY)
+            break;
         usleep(50000);
+    }
     if (rc != NDSHM_OK) {
         fprintf(stderr, "camera_sub: %s: %s\n", name, ndshm_strerror(rc));
         return 1;
