@@ -41,8 +41,10 @@ for stage in $stages; do
     tsan)
         echo "== ThreadSanitizer"
         build out/tsan -DCMAKE_BUILD_TYPE=Debug -DNDSHM_SANITIZER=thread -DNDSHM_BUILD_BENCH=OFF
+        # one test at a time: TSan slows shared-memory copies ~50x, and two heavy tests at
+        # once on two cores starved the bridge test's stream
         (cd out/tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 die_after_fork=0" \
-            ctest -j2 -LE "fuzz|python|nosan|model" --timeout 900)
+            ctest -j1 -LE "fuzz|python|nosan|model" --timeout 900)
         ;;
     fuzz)
         echo "== libFuzzer (short runs over the seed corpora)"
