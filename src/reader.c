@@ -475,9 +475,8 @@ static int read_core(ndshm_reader *r, int next, void *dst, uint64_t dst_size, in
 }
 
 /* Map a no-data status onto what the caller sees, noticing a dead writer (rate-limited). */
-static int nothing(ndshm_reader *r, int rc, ndshm_info *info)
+static int nothing(ndshm_reader *r, int rc)
 {
-    (void)info;
     if (rc == NDSHM_NO_NEW || rc == NDSHM_NO_DATA)
         (void)writer_gone(r, ndshm_now_ns());
     return rc;
@@ -496,7 +495,7 @@ static int read_copy(ndshm_reader *r, int next, void *buf, size_t buf_size, ndsh
     else if (rc == NDSHM_E_TOO_SMALL)
         fill_meta_only(&g, info);
     else
-        return nothing(r, rc, info);
+        return nothing(r, rc);
     return rc;
 }
 
@@ -569,7 +568,7 @@ static int view_get(ndshm_reader *r, int next, ndshm_view *view)
     uint64_t dropped = 0;
     int rc = read_core(r, next, NULL, 0, 1, &g, &dropped);
     if (rc != NDSHM_OK)
-        return nothing(r, rc, NULL);
+        return nothing(r, rc);
     fill_info(r, &g, dropped, &view->info); /* with the fields below: all of *view */
     view->data = (const char *)g.slot + g.m->geom.payload_offset;
     view->priv_[0] = g.m;
