@@ -36,8 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* re-format and re-parse: the same array description */
     uint8_t head[1088];
     size_t hlen;
-    CHECK(ndshm_npy_header_format(h.dtype, h.ndim, h.shape, head, sizeof head, &hlen) ==
-          NDSHM_OK);
+    CHECK(ndshm_npy_header_format(h.dtype, h.ndim, h.shape, head, sizeof head, &hlen) == NDSHM_OK);
     CHECK(hlen % 64 == 0);
     uint8_t *file = malloc(hlen + (size_t)h.nbytes + 1);
     CHECK(file != NULL);
