@@ -161,6 +161,11 @@ struct ndshm__map {
 };
 NDSHM_INTERNAL int ndshm__map_ctl(const char *name, int writable, struct ndshm__map *out,
                                   uint32_t *mode);
+/* As ndshm__map_ctl, but waits up to ndshm__ready_wait_ns (250 ms) for a channel being
+ * created. The fuzzer sets the bound to 0 so that not-ready inputs stay fast. */
+NDSHM_INTERNAL extern uint64_t ndshm__ready_wait_ns;
+NDSHM_INTERNAL int ndshm__map_ctl_wait(const char *name, int writable, struct ndshm__map *out,
+                                       uint32_t *mode);
 NDSHM_INTERNAL int ndshm__create_ctl(const char *name, uint32_t mode, struct ndshm__map *out);
 
 /* Validated, private copy of a data segment's geometry (never re-read from shared memory). */

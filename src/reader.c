@@ -182,7 +182,7 @@ int ndshm_reader_open(const char *name, const ndshm_options *opts, ndshm_reader 
     r->spin_ns = o.spin_ns;
     /* The control segment is mapped read-write only for `waiters` (futex sleepers): without
      * write permission the reader is refused with NDSHM_E_PERM. */
-    rc = ndshm__map_ctl(name, 1, &r->ctl_map, NULL);
+    rc = ndshm__map_ctl_wait(name, 1, &r->ctl_map, NULL);
     if (rc) {
         free(r);
         return rc;

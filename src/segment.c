@@ -134,6 +134,23 @@ int ndshm__map_ctl(const char *name, int writable, struct ndshm__map *out, uint3
     return NDSHM_OK;
 }
 
+uint64_t ndshm__ready_wait_ns = 250000000u;
+
+int ndshm__map_ctl_wait(const char *name, int writable, struct ndshm__map *out, uint32_t *mode)
+{
+    /* A channel being created is not ready until its first data segment exists (reserving
+     * its pages can take milliseconds): give the creator a moment rather than fail. A creator
+     * that died before `ready` still yields NDSHM_E_NOT_READY, after the bound. */
+    uint64_t end = ndshm_now_ns() + ndshm__ready_wait_ns;
+    for (;;) {
+        int rc = ndshm__map_ctl(name, writable, out, mode);
+        if (rc != NDSHM_E_NOT_READY || ndshm_now_ns() >= end)
+            return rc;
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 int ndshm__create_ctl(const char *name, uint32_t mode, struct ndshm__map *out)
 {
     char seg[NDSHM__SEG_MAX];

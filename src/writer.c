@@ -210,7 +210,7 @@ int ndshm_writer_open(const char *name, const ndshm_options *opts, ndshm_writer 
     w->flags = o.flags;
     w->slots = o.slots;
     uint32_t mode = 0;
-    if ((rc = ndshm__map_ctl(name, 1, &w->ctl_map, &mode)) != NDSHM_OK) {
+    if ((rc = ndshm__map_ctl_wait(name, 1, &w->ctl_map, &mode)) != NDSHM_OK) {
         free(w);
         return rc;
     }

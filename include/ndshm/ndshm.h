@@ -227,8 +227,9 @@ typedef struct ndshm_info {
     uint64_t shape[NDSHM_MAX_DIMS];
 } ndshm_info;
 
-/** Attach to channel `name` as a reader. NDSHM_E_NOENT if it does not exist. opts may be NULL
- *  (only flags NDSHM_REPLAY, retries and spin_ns are used). */
+/** Attach to channel `name` as a reader. NDSHM_E_NOENT if it does not exist. A channel still
+ *  being created is waited for up to 250 ms, then NDSHM_E_NOT_READY. opts may be NULL (only
+ *  flags NDSHM_REPLAY, retries and spin_ns are used). */
 NDSHM_API int ndshm_reader_open(const char *name, const ndshm_options *opts,
                                 ndshm_reader **reader /* out */);
 /** Copy the newest version into buf. NDSHM_OK: a version newer than this handle's last read;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -102,8 +103,19 @@ static void corrupted_control_fields(void **state)
     assert_int_equal(open_status(name), NDSHM_E_LAYOUT);
     c->layout = NDSHM__LAYOUT;
     atomic_store(&c->ready, 0);
-    assert_int_equal(open_status(name), NDSHM_E_NOT_READY);
-    atomic_store(&c->ready, NDSHM__READY);
+    assert_int_equal(open_status(name), NDSHM_E_NOT_READY); /* after waiting 250 ms */
+    /* a channel that becomes ready while a reader opens it: the reader waits for it */
+    pid_t p = fork();
+    assert_true(p >= 0);
+    if (p == 0) {
+        usleep(30000);
+        atomic_store(&c->ready, NDSHM__READY);
+        _exit(0);
+    }
+    assert_int_equal(open_status(name), NDSHM_OK);
+    int st;
+    waitpid(p, &st, 0);
+    assert_int_equal(atomic_load(&c->ready), NDSHM__READY);
     c->name[0] ^= 1; /* a control segment copied under another name */
     assert_int_equal(open_status(name), NDSHM_E_CORRUPT);
     c->name[0] ^= 1;
