@@ -49,8 +49,8 @@ void ndshm__unmap(struct ndshm__map *m)
 }
 
 /* Open + fstat + mmap one segment; on success the fd is closed (the mapping keeps it). */
-static int map_seg(const char *seg, int writable, uint64_t min_size, struct ndshm__map *out,
-                   uint32_t *mode)
+static int map_seg(const char *seg, int writable, uint64_t min_size, int empty_status,
+                   struct ndshm__map *out, uint32_t *mode)
 {
     int fd = ndshm__os->open(seg, 0, writable, 0);
     if (fd < 0)
@@ -58,11 +58,17 @@ static int map_seg(const char *seg, int writable, uint64_t min_size, struct ndsh
     uint64_t size = 0;
     int rc = ndshm__os->fstat(fd, &size, mode);
     if (rc == 0 && size < min_size)
-        rc = 1;
+        rc = size == 0 ? 2 : 1;
     void *p = NULL;
     if (rc == 0)
         p = ndshm__os->mmap(fd, size, writable, &rc);
     ndshm__os->close(fd);
+    /* An empty file is a segment whose creator has opened it (O_EXCL) but not yet sized it:
+     * only control segments are ever visible in that state (a data segment is published by
+     * gen only once complete), and a control segment in creation is "not ready", not
+     * corrupt. */
+    if (rc == 2)
+        return empty_status;
     if (rc == 1)
         return NDSHM_E_CORRUPT;
     if (rc)
@@ -101,6 +107,8 @@ int ndshm__validate_ctl(const void *base, uint64_t size, const char *name)
     const struct ndshm__ctl *c = base;
     if (size < sizeof(struct ndshm__ctl))
         return NDSHM_E_CORRUPT;
+    if (c->magic == 0 && c->layout == 0)
+        return NDSHM_E_NOT_READY; /* sized (zero pages), header not yet written */
     if (c->magic != NDSHM__CTL_MAGIC)
         return NDSHM_E_MAGIC;
     if (c->layout != NDSHM__LAYOUT)
@@ -122,7 +130,7 @@ int ndshm__map_ctl(const char *name, int writable, struct ndshm__map *out, uint3
     char seg[NDSHM__SEG_MAX];
     ndshm__ctl_name(seg, name);
     struct ndshm__map m = {0};
-    int rc = map_seg(seg, writable, 1, &m, mode);
+    int rc = map_seg(seg, writable, 1, NDSHM_E_NOT_READY, &m, mode);
     if (rc)
         return rc;
     rc = ndshm__validate_ctl(m.base, m.size, name);
@@ -276,7 +284,7 @@ int ndshm__map_data(const char *name, uint64_t gen, int writable, struct ndshm__
     char seg[NDSHM__SEG_MAX];
     ndshm__data_name(seg, name, gen);
     struct ndshm__map m = {0};
-    int rc = map_seg(seg, writable, sizeof(struct ndshm__data), &m, NULL);
+    int rc = map_seg(seg, writable, sizeof(struct ndshm__data), NDSHM_E_CORRUPT, &m, NULL);
     if (rc)
         return rc;
     rc = ndshm__validate_data(m.base, m.size, gen, g);
@@ -321,7 +329,7 @@ int ndshm__ctl_creator_dead(const char *name)
     char seg[NDSHM__SEG_MAX];
     ndshm__ctl_name(seg, name);
     struct ndshm__map m = {0};
-    if (map_seg(seg, 0, sizeof(struct ndshm__ctl), &m, NULL) != NDSHM_OK)
+    if (map_seg(seg, 0, sizeof(struct ndshm__ctl), NDSHM_E_CORRUPT, &m, NULL) != NDSHM_OK)
         return 0;
     struct ndshm__ctl *c = m.base;
     int dead = 0;
