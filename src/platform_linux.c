@@ -134,19 +134,30 @@ static int lx_futex_wake(_Atomic uint32_t *word)
     return rc < 0 ? -errno : (int)rc;
 }
 
+/* /proc/<pid>/stat into buf (NUL-terminated); its length, or -1. */
+static ssize_t read_proc_stat(int64_t pid, char *buf, size_t cap)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%lld/stat", (long long)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, cap - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = 0;
+    return n;
+}
+
 static uint64_t lx_proc_start(int64_t pid)
 {
     if (pid <= 0 || pid > INT_MAX)
         return 0;
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%lld/stat", (long long)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
+    char buf[1024];
+    ssize_t n = read_proc_stat(pid, buf, sizeof buf);
     uint64_t start = 0;
-    if (n <= 0 || ndshm__proc_start_parse(buf, (size_t)n, &start))
+    if (n < 0 || ndshm__proc_start_parse(buf, (size_t)n, &start))
         return 0;
     return start;
 }
@@ -157,23 +168,14 @@ static int lx_pid_exists(int64_t pid)
         return 0;
     if (kill((pid_t)pid, 0) != 0 && errno != EPERM)
         return 0;
-    /* A zombie (killed, not yet reaped by its parent) still answers kill(): it is dead. */
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%lld/stat", (long long)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    /* A zombie (killed, not yet reaped by its parent) still answers kill(): it is dead. The
+     * state is field 3, right after the command name's closing ')'. */
+    char buf[1024];
+    ssize_t n = read_proc_stat(pid, buf, sizeof buf);
+    if (n < 0)
         return 1; /* no /proc (or hidepid): trust kill() */
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 1;
-    const char *p = NULL;
-    for (ssize_t i = 0; i < n; i++)
-        if (buf[i] == ')')
-            p = buf + i;
-    if (p && p + 2 < buf + n && (p[2] == 'Z' || p[2] == 'X'))
-        return 0;
-    return 1;
+    const char *p = strrchr(buf, ')');
+    return !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
 }
 
 static int lx_list(int (*fn)(const char *entry, void *arg), void *arg)
