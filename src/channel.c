@@ -61,7 +61,7 @@ int ndshm__unlink_data_except(const char *name, uint64_t keep)
 
 int ndshm_unlink(const char *name)
 {
-    int rc = ndshm_name_check(name);
+    int rc = ndshm__name_dir_check(name);
     if (rc)
         return rc;
     char seg[NDSHM__SEG_MAX];
@@ -77,7 +77,7 @@ int ndshm_unlink(const char *name)
 
 int ndshm_stat(const char *name, ndshm_channel_info *out)
 {
-    int rc = ndshm_name_check(name);
+    int rc = ndshm__name_dir_check(name);
     if (rc)
         return rc;
     if (!out)
@@ -90,6 +90,9 @@ int ndshm_stat(const char *name, ndshm_channel_info *out)
     ndshm_channel_info ci;
     memset(&ci, 0, sizeof ci);
     snprintf(ci.name, sizeof ci.name, "%s", name);
+    ci.kind = NDSHM_KIND_CHANNEL;
+    ci.order = NDSHM_ORDER_C;
+    ci.attached = -1;
     ci.mode = mode;
     ci.created_ns = c->created_ns;
     uint64_t ident = atomic_load_explicit(&c->writer, memory_order_acquire);
@@ -122,6 +125,7 @@ int ndshm_stat(const char *name, ndshm_channel_info *out)
                     ci.ndim = meta.ndim;
                     memcpy(ci.shape, meta.shape, meta.ndim * sizeof meta.shape[0]);
                     ci.publish_ns = meta.publish_ns;
+                    ci.nbytes = meta.nbytes;
                     break;
                 }
                 if (t == NDSHM__BAD)
@@ -179,6 +183,9 @@ int ndshm_list(ndshm_channel_info **list, size_t *count)
 {
     if (!list || !count)
         return NDSHM_E_INVAL;
+    int drc = ndshm__dir_status();
+    if (drc)
+        return drc;
     struct list_ctx l = {0};
     int rc = ndshm__os->list(list_cb, &l);
     if (rc < 0 || l.err) {

@@ -122,11 +122,38 @@ static_assert(sizeof(struct ndshm__slot) <= NDSHM__SLOT_HDR, "payload after the 
  * Platform interface: every OS call goes through this table so tests can inject faults.
  * Functions return 0 (or a non-negative value) on success and -errno on failure.
  * ------------------------------------------------------------------------------------------- */
+/* What fstat() tells about an open segment. */
+struct ndshm__fstat {
+    uint64_t size;
+    uint64_t dev;
+    uint64_t ino;
+    int64_t ctime_ns; /* status change time (CLOCK_REALTIME) */
+    uint32_t type;    /* NDSHM__FT_REG for a regular file, NDSHM__FT_OTHER for anything else */
+    uint32_t mode;    /* permission bits (07777) */
+    uint32_t uid;
+    uint32_t gid;
+};
+#define NDSHM__FT_REG   1u
+#define NDSHM__FT_OTHER 2u
+
+/* Kernel byte-range locks on open file descriptions (Linux OFD locks): held by an open file,
+ * released by the kernel when the last descriptor of it closes, whatever kills the process,
+ * and comparable across pid namespaces. */
+enum ndshm__lock {
+    NDSHM__UNLOCK = 0,
+    NDSHM__RDLOCK = 1,
+    NDSHM__WRLOCK = 2,
+};
+
 struct ndshm__os {
-    int (*open)(const char *seg, int create, int writable, uint32_t mode); /* fd or -errno */
+    /* fd or -errno; always O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, so a planted symlink is
+     * refused and a planted FIFO cannot block the caller */
+    int (*open)(const char *seg, int create, int writable, uint32_t mode);
     int (*unlink)(const char *seg);
     int (*close)(int fd);
-    int (*fstat)(int fd, uint64_t *size, uint32_t *mode);
+    int (*fstat)(int fd, struct ndshm__fstat *st);
+    /* lstat() of a segment by name (no open: never blocks) */
+    int (*stat)(const char *seg, struct ndshm__fstat *st);
     int (*ftruncate)(int fd, uint64_t size);
     int (*fallocate)(int fd, uint64_t size);
     int (*fchmod)(int fd, uint32_t mode);
@@ -138,6 +165,15 @@ struct ndshm__os {
     int (*pid_exists)(int64_t pid);      /* 1 / 0 */
     /* calls fn for each entry of the shm directory; stops when fn returns non-zero */
     int (*list)(int (*fn)(const char *entry, void *arg), void *arg);
+    /* Take (or with NDSHM__UNLOCK drop) a one-byte OFD lock at `off`, never waiting:
+     * 0, -EAGAIN if another open file holds a conflicting lock, or -errno. */
+    int (*lock)(int fd, uint64_t off, enum ndshm__lock type);
+    /* 1 if another open file holds a lock at `off` that conflicts with `type`, 0 if not, or
+     * -errno. */
+    int (*lock_held)(int fd, uint64_t off, enum ndshm__lock type);
+    /* Number of OFD locks covering byte `off` of the file (dev, ino), from /proc/locks:
+     * best-effort, -errno if unknown. */
+    int (*lock_count)(uint64_t dev, uint64_t ino, uint64_t off);
 };
 /* Atomic: a test may swap the table while liburcu's call_rcu thread unmaps a mapping. */
 NDSHM_INTERNAL extern const struct ndshm__os *_Atomic ndshm__os;
@@ -146,12 +182,17 @@ NDSHM_INTERNAL extern const struct ndshm__os ndshm__os_linux;
 NDSHM_API void ndshm__os_set(const struct ndshm__os *os);
 
 NDSHM_INTERNAL int ndshm__errno_status(int neg_errno);
+/* NDSHM_E_DIR if $NDSHM_DIR is set but unusable, else NDSHM_OK. Every entry point that
+ * touches the namespace checks it first. */
+NDSHM_INTERNAL int ndshm__dir_status(void);
 NDSHM_INTERNAL int64_t ndshm__self_pid(void);
 
 /* ---------------------------------------------------------------------------------------------
  * Segments (segment.c)
  * ------------------------------------------------------------------------------------------- */
 #define NDSHM__SEG_MAX (NDSHM_NAME_MAX + 32)
+/* ndshm_name_check(name), then ndshm__dir_status(). */
+NDSHM_INTERNAL int ndshm__name_dir_check(const char *name);
 NDSHM_INTERNAL void ndshm__ctl_name(char *out, const char *name);
 NDSHM_INTERNAL void ndshm__data_name(char *out, const char *name, uint64_t gen);
 

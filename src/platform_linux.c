@@ -13,16 +13,30 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
 
-/* Where the segments live: $NDSHM_DIR or /dev/shm (what shm_open(3) uses on Linux). */
+/* Where the segments live: $NDSHM_DIR or /dev/shm (what shm_open(3) uses on Linux). An
+ * NDSHM_DIR that is set but not an absolute path of at most 255 characters is refused by
+ * every entry point (ndshm__dir_status), never silently replaced by /dev/shm. */
+static int dir_valid(const char *d)
+{
+    return d[0] == '/' && strlen(d) <= 255;
+}
+
 static const char *shm_dir(void)
 {
     const char *d = getenv("NDSHM_DIR");
-    return (d && d[0] == '/' && strlen(d) < 256) ? d : "/dev/shm";
+    return (d && d[0] && dir_valid(d)) ? d : "/dev/shm";
+}
+
+int ndshm__dir_status(void)
+{
+    const char *d = getenv("NDSHM_DIR");
+    return (!d || !d[0] || dir_valid(d)) ? NDSHM_OK : NDSHM_E_DIR;
 }
 
 static int seg_path(char *out, size_t cap, const char *seg)
@@ -38,7 +52,9 @@ static int lx_open(const char *seg, int create, int writable, uint32_t mode)
     if (rc)
         return rc;
     /* O_NOFOLLOW: a symlink planted under our name is refused, not followed. */
-    int flags = (writable ? O_RDWR : O_RDONLY) | O_NOFOLLOW | O_CLOEXEC;
+    /* O_NONBLOCK: a FIFO planted under our name opens at once (and is then refused as not a
+     * regular file) instead of blocking until someone writes to it. */
+    int flags = (writable ? O_RDWR : O_RDONLY) | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
     if (create)
         flags |= O_CREAT | O_EXCL;
     int fd = open(path, flags, (mode_t)mode);
@@ -59,16 +75,37 @@ static int lx_close(int fd)
     return close(fd) ? -errno : 0;
 }
 
-static int lx_fstat(int fd, uint64_t *size, uint32_t *mode)
+static void fill_stat(const struct stat *st, struct ndshm__fstat *out)
+{
+    out->size = (uint64_t)st->st_size;
+    out->dev = (uint64_t)st->st_dev;
+    out->ino = (uint64_t)st->st_ino;
+    out->ctime_ns = (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
+    out->type = S_ISREG(st->st_mode) ? NDSHM__FT_REG : NDSHM__FT_OTHER;
+    out->mode = (uint32_t)(st->st_mode & 07777);
+    out->uid = (uint32_t)st->st_uid;
+    out->gid = (uint32_t)st->st_gid;
+}
+
+static int lx_fstat(int fd, struct ndshm__fstat *out)
 {
     struct stat st;
     if (fstat(fd, &st))
         return -errno;
-    if (!S_ISREG(st.st_mode))
-        return -EINVAL;
-    *size = (uint64_t)st.st_size;
-    if (mode)
-        *mode = (uint32_t)(st.st_mode & 07777);
+    fill_stat(&st, out);
+    return 0;
+}
+
+static int lx_stat(const char *seg, struct ndshm__fstat *out)
+{
+    char path[PATH_MAX];
+    int rc = seg_path(path, sizeof path, seg);
+    if (rc)
+        return rc;
+    struct stat st;
+    if (lstat(path, &st))
+        return -errno;
+    fill_stat(&st, out);
     return 0;
 }
 
@@ -195,11 +232,83 @@ static int lx_list(int (*fn)(const char *entry, void *arg), void *arg)
     return rc > 0 ? 0 : rc;
 }
 
+static int ofd_fcntl(int fd, int cmd, uint64_t off, short type, struct flock *fl)
+{
+    if (off > (uint64_t)INT64_MAX)
+        return -EINVAL;
+    memset(fl, 0, sizeof *fl);
+    fl->l_type = type;
+    fl->l_whence = SEEK_SET;
+    fl->l_start = (off_t)off;
+    fl->l_len = 1;
+    fl->l_pid = 0; /* must be 0 for OFD locks */
+    return fcntl(fd, cmd, fl) ? -errno : 0;
+}
+
+static short lock_type(enum ndshm__lock type)
+{
+    return type == NDSHM__WRLOCK ? F_WRLCK : type == NDSHM__RDLOCK ? F_RDLCK : F_UNLCK;
+}
+
+static int lx_lock(int fd, uint64_t off, enum ndshm__lock type)
+{
+    struct flock fl;
+    int rc = ofd_fcntl(fd, F_OFD_SETLK, off, lock_type(type), &fl);
+    return rc == -EACCES ? -EAGAIN : rc;
+}
+
+static int lx_lock_held(int fd, uint64_t off, enum ndshm__lock type)
+{
+    struct flock fl;
+    int rc = ofd_fcntl(fd, F_OFD_GETLK, off, lock_type(type), &fl);
+    if (rc)
+        return rc;
+    return fl.l_type != F_UNLCK;
+}
+
+/* One line of /proc/locks: "12: OFDLCK ADVISORY  READ  -1 00:1a:1234 1 1" (device in hex,
+ * inode and range in decimal, end "EOF" for an open range). Lines with "->" are blocked
+ * waiters, not locks. */
+static int locks_line_matches(const char *line, uint64_t dev, uint64_t ino, uint64_t off)
+{
+    char kind[16], adv[16], rw[16], start_s[32], end_s[32];
+    long long pid;
+    unsigned maj, mnr;
+    unsigned long long in;
+    if (strstr(line, "->"))
+        return 0;
+    const char *p = strchr(line, ':');
+    if (!p)
+        return 0;
+    if (sscanf(p + 1, "%15s %15s %15s %lld %x:%x:%llu %31s %31s", kind, adv, rw, &pid, &maj, &mnr,
+               &in, start_s, end_s) != 9)
+        return 0;
+    if (strcmp(kind, "OFDLCK") != 0 || (uint64_t)in != ino || makedev(maj, mnr) != (dev_t)dev)
+        return 0;
+    unsigned long long lo = strtoull(start_s, NULL, 10);
+    unsigned long long hi = strcmp(end_s, "EOF") == 0 ? ULLONG_MAX : strtoull(end_s, NULL, 10);
+    return off >= lo && off <= hi;
+}
+
+static int lx_lock_count(uint64_t dev, uint64_t ino, uint64_t off)
+{
+    FILE *f = fopen("/proc/locks", "re");
+    if (!f)
+        return -errno;
+    char line[256];
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        n += locks_line_matches(line, dev, ino, off);
+    fclose(f);
+    return n;
+}
+
 const struct ndshm__os ndshm__os_linux = {
     .open = lx_open,
     .unlink = lx_unlink,
     .close = lx_close,
     .fstat = lx_fstat,
+    .stat = lx_stat,
     .ftruncate = lx_ftruncate,
     .fallocate = lx_fallocate,
     .fchmod = lx_fchmod,
@@ -210,6 +319,9 @@ const struct ndshm__os ndshm__os_linux = {
     .proc_start = lx_proc_start,
     .pid_exists = lx_pid_exists,
     .list = lx_list,
+    .lock = lx_lock,
+    .lock_held = lx_lock_held,
+    .lock_count = lx_lock_count,
 };
 
 const struct ndshm__os *_Atomic ndshm__os = &ndshm__os_linux;

@@ -171,7 +171,7 @@ int ndshm_reader_open(const char *name, const ndshm_options *opts, ndshm_reader 
         return rc;
     if (!out)
         return NDSHM_E_INVAL;
-    if ((rc = ndshm_name_check(name)) != NDSHM_OK)
+    if ((rc = ndshm__name_dir_check(name)) != NDSHM_OK)
         return rc;
     pthread_once(&fork_once, register_fork_hooks);
     ndshm_reader *r = calloc(1, sizeof *r);

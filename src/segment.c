@@ -26,6 +26,12 @@ int ndshm_name_check(const char *name)
     return NDSHM_OK;
 }
 
+int ndshm__name_dir_check(const char *name)
+{
+    int rc = ndshm_name_check(name);
+    return rc ? rc : ndshm__dir_status();
+}
+
 /* "ndshm.<name>" and "ndshm.<name>@<gen>": '@' never occurs in a name, so the two kinds can
  * never collide whatever names users choose. */
 void ndshm__ctl_name(char *out, const char *name)
@@ -48,20 +54,26 @@ void ndshm__unmap(struct ndshm__map *m)
     m->size = 0;
 }
 
-/* Open + fstat + mmap one segment; on success the fd is closed (the mapping keeps it). */
+/* Open + fstat + mmap one segment; on success the fd is closed (the mapping keeps it). A
+ * FIFO, directory or device planted under the name is refused (NDSHM_E_UNTRUSTED) without
+ * ever blocking: the open is O_NONBLOCK. */
 static int map_seg(const char *seg, int writable, uint64_t min_size, int empty_status,
                    struct ndshm__map *out, uint32_t *mode)
 {
     int fd = ndshm__os->open(seg, 0, writable, 0);
     if (fd < 0)
         return ndshm__errno_status(fd);
-    uint64_t size = 0;
-    int rc = ndshm__os->fstat(fd, &size, mode);
-    if (rc == 0 && size < min_size)
-        rc = size == 0 ? 2 : 1;
+    struct ndshm__fstat st;
+    int rc = ndshm__os->fstat(fd, &st);
+    if (rc == 0 && st.type != NDSHM__FT_REG) {
+        ndshm__os->close(fd);
+        return NDSHM_E_UNTRUSTED;
+    }
+    if (rc == 0 && st.size < min_size)
+        rc = st.size == 0 ? 2 : 1;
     void *p = NULL;
     if (rc == 0)
-        p = ndshm__os->mmap(fd, size, writable, &rc);
+        p = ndshm__os->mmap(fd, st.size, writable, &rc);
     ndshm__os->close(fd);
     /* An empty file is a segment whose creator has opened it (O_EXCL) but not yet sized it:
      * only control segments are ever visible in that state (a data segment is published by
@@ -73,8 +85,10 @@ static int map_seg(const char *seg, int writable, uint64_t min_size, int empty_s
         return NDSHM_E_CORRUPT;
     if (rc)
         return ndshm__errno_status(rc);
+    if (mode)
+        *mode = st.mode;
     out->base = p;
-    out->size = size;
+    out->size = st.size;
     return NDSHM_OK;
 }
 

@@ -94,7 +94,7 @@ int ndshm_writer_create(const char *name, const ndshm_options *opts, ndshm_write
         return rc;
     if (!out)
         return NDSHM_E_INVAL;
-    if ((rc = ndshm_name_check(name)) != NDSHM_OK)
+    if ((rc = ndshm__name_dir_check(name)) != NDSHM_OK)
         return rc;
     ndshm_writer *w = calloc(1, sizeof *w);
     if (!w)
@@ -201,7 +201,7 @@ int ndshm_writer_open(const char *name, const ndshm_options *opts, ndshm_writer 
         return rc;
     if (!out)
         return NDSHM_E_INVAL;
-    if ((rc = ndshm_name_check(name)) != NDSHM_OK)
+    if ((rc = ndshm__name_dir_check(name)) != NDSHM_OK)
         return rc;
     ndshm_writer *w = calloc(1, sizeof *w);
     if (!w)

@@ -57,6 +57,8 @@ extern "C" {
     X(WRITER_GONE, 4, "the channel's writer is gone (closed or dead)")                             \
     X(CONTENDED, 5, "no consistent copy within the retry budget: the writer kept overwriting it")  \
     X(OVERWRITTEN, 6, "the viewed version was overwritten by the writer while in use")             \
+    X(REPLACED, 7,                                                                                 \
+      "the channel was removed and a new one created under its name: reopen to follow it")         \
     X(E_INVAL, -1, "invalid argument")                                                             \
     X(E_NAME, -2,                                                                                  \
       "invalid channel name: use 1-128 characters of [A-Za-z0-9._-], not starting "                \
@@ -78,6 +80,15 @@ extern "C" {
     X(E_NOSPC, -17, "no space left for the segment in the shared-memory file system")              \
     X(E_STATE, -18, "call not valid in this state (commit without loan, publish during a loan)")   \
     X(E_CONCURRENT, -19, "writer handle used by two threads at once")                              \
+    X(E_KIND, -20,                                                                                 \
+      "the name belongs to the other kind of object (a channel, not a shared array, "              \
+      "or the reverse)")                                                                           \
+    X(E_SUPERSEDED, -21,                                                                           \
+      "this writer no longer owns the channel (taken over, or its segment changed under it)")      \
+    X(E_FORKED, -22, "handle inherited over fork(): it belongs to the process that opened it")     \
+    X(E_UNTRUSTED, -23,                                                                            \
+      "segment failed a trust check (not a regular file, or wrong owner, mode or instance)")       \
+    X(E_DIR, -24, "NDSHM_DIR must be an absolute path of at most 255 characters")                  \
     X(E_SYS, -1000, "operating-system error")
 
 typedef enum ndshm_status {
@@ -285,24 +296,48 @@ NDSHM_API int ndshm_reader_close(ndshm_reader *r);
 /* ---------------------------------------------------------------------------------------------
  * Channels on this machine
  * ------------------------------------------------------------------------------------------- */
+/* What a name in the namespace refers to: a channel (versions, one writer) or a shared array
+ * (one array changed in place). A name is one or the other, never both. */
+enum ndshm_kind {
+    NDSHM_KIND_CHANNEL = 1,
+    NDSHM_KIND_ARRAY = 2,
+};
+/* Memory order of a shared array (channels' versions are always C-contiguous). */
+enum ndshm_order {
+    NDSHM_ORDER_C = 0, /* row-major */
+    NDSHM_ORDER_F = 1, /* column-major (Fortran) */
+};
+
 typedef struct ndshm_channel_info {
     char name[NDSHM_NAME_MAX + 1];
-    int32_t dtype; /* of the last version; 0 if none */
+    int32_t kind;  /* ndshm_kind; 0 if it could not be read (see status) */
+    int32_t dtype; /* of the last version / of the array; 0 if none */
     uint32_t ndim;
+    uint32_t order; /* ndshm_order (arrays); NDSHM_ORDER_C for channels */
     uint64_t shape[NDSHM_MAX_DIMS];
     uint32_t slots;
-    uint32_t mode;        /* permission bits of the control segment */
-    uint64_t capacity;    /* slot capacity, bytes */
-    uint64_t bytes;       /* shared memory used: control + data segment sizes */
-    uint64_t version;     /* last published version; 0 = none */
-    uint64_t publish_ns;  /* CLOCK_MONOTONIC of the last publish; 0 = none */
-    uint64_t generation;  /* current data segment generation */
-    uint64_t reallocs;    /* re-allocations so far */
+    uint32_t mode;        /* permission bits of the control segment / array segment */
+    uint64_t capacity;    /* slot capacity, bytes (channels) */
+    uint64_t bytes;       /* shared memory used: all segment sizes */
+    uint64_t nbytes;      /* payload bytes of the last version / of the array */
+    uint64_t version;     /* last published version; 0 = none (channels) */
+    uint64_t publish_ns;  /* CLOCK_MONOTONIC of the last publish; 0 = none (channels) */
+    uint64_t generation;  /* current data segment generation (channels) */
+    uint64_t reallocs;    /* re-allocations so far (channels) */
     uint64_t created_ns;  /* CLOCK_REALTIME at creation */
-    int64_t writer_pid;   /* 0 = no writer recorded */
-    int32_t writer_alive; /* 1 alive, 0 not */
-    int32_t status;       /* NDSHM_OK, or why the channel could not be read (listing only) */
+    int64_t writer_pid;   /* as recorded by the writer (its own pid namespace); 0 = none */
+    int32_t writer_alive; /* 1 alive, 0 not (channels) */
+    int32_t status;       /* NDSHM_OK, or why the entry could not be read (listing only) */
+    int32_t attached;     /* readers of a channel / processes attached to an array, counted
+                             from their kernel locks; -1 = unknown */
+    uint32_t flags;       /* ndshm_entry_flags */
 } ndshm_channel_info;
+
+enum ndshm_entry_flags {
+    NDSHM_ENTRY_PERSISTENT = 1u << 0,  /* channel created with NDSHM_PERSISTENT: gc keeps it */
+    NDSHM_ENTRY_OTHER_PIDNS = 1u << 1, /* the writer runs in another pid namespace: writer_pid
+                                         is not a pid of ours */
+};
 
 /** Every channel on the machine. Free *list with ndshm_list_free(). Channels that cannot be
  *  read are listed with a negative .status. */

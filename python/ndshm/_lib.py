@@ -72,13 +72,16 @@ class CChannelInfo(ctypes.Structure):
 
     _fields_ = [
         ("name", ctypes.c_char * (NAME_MAX + 1)),
+        ("kind", c_i32),
         ("dtype", c_i32),
         ("ndim", c_u32),
+        ("order", c_u32),
         ("shape", c_u64 * MAX_DIMS),
         ("slots", c_u32),
         ("mode", c_u32),
         ("capacity", c_u64),
         ("bytes", c_u64),
+        ("nbytes", c_u64),
         ("version", c_u64),
         ("publish_ns", c_u64),
         ("generation", c_u64),
@@ -87,6 +90,8 @@ class CChannelInfo(ctypes.Structure):
         ("writer_pid", c_i64),
         ("writer_alive", c_i32),
         ("status", c_i32),
+        ("attached", c_i32),
+        ("flags", c_u32),
     ]
 
 
