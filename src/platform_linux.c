@@ -8,9 +8,12 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
-#include <signal.h>
+#include <pthread.h>
 #include <string.h>
+#include <sys/ipc.h>
 #include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/shm.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -171,48 +174,94 @@ static int lx_futex_wake(_Atomic uint32_t *word)
     return rc < 0 ? -errno : (int)rc;
 }
 
-/* /proc/<pid>/stat into buf (NUL-terminated); its length, or -1. */
-static ssize_t read_proc_stat(int64_t pid, char *buf, size_t cap)
+static int lx_open_tmp(uint32_t mode)
 {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%lld/stat", (long long)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t n = read(fd, buf, cap - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = 0;
-    return n;
+    /* O_TMPFILE: a file with no name yet, so nobody can see it half initialised. */
+    int fd = open(shm_dir(), O_TMPFILE | O_RDWR | O_CLOEXEC, (mode_t)mode);
+    if (fd >= 0)
+        return fd;
+    return errno == EISDIR || errno == EINVAL ? -EOPNOTSUPP : -errno;
 }
 
-static uint64_t lx_proc_start(int64_t pid)
+static int lx_link_tmp(int fd, const char *seg)
 {
-    if (pid <= 0 || pid > INT_MAX)
-        return 0;
-    char buf[1024];
-    ssize_t n = read_proc_stat(pid, buf, sizeof buf);
-    uint64_t start = 0;
-    if (n < 0 || ndshm__proc_start_parse(buf, (size_t)n, &start))
-        return 0;
-    return start;
+    char path[PATH_MAX], self[64];
+    int rc = seg_path(path, sizeof path, seg);
+    if (rc)
+        return rc;
+    /* Through /proc/self/fd: linkat(fd, "", AT_EMPTY_PATH) would need CAP_DAC_READ_SEARCH.
+     * Fails with EEXIST if the name is taken: creation stays exclusive. */
+    snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
+    return linkat(AT_FDCWD, self, AT_FDCWD, path, AT_SYMLINK_FOLLOW) ? -errno : 0;
 }
 
-static int lx_pid_exists(int64_t pid)
+static int lx_fchown(int fd, uint32_t uid, uint32_t gid)
 {
-    if (pid <= 0 || pid > INT_MAX)
-        return 0;
-    if (kill((pid_t)pid, 0) != 0 && errno != EPERM)
-        return 0;
-    /* A zombie (killed, not yet reaped by its parent) still answers kill(): it is dead. The
-     * state is field 3, right after the command name's closing ')'. */
-    char buf[1024];
-    ssize_t n = read_proc_stat(pid, buf, sizeof buf);
-    if (n < 0)
-        return 1; /* no /proc (or hidepid): trust kill() */
-    const char *p = strrchr(buf, ')');
-    return !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
+    return fchown(fd, (uid_t)uid, (gid_t)gid) ? -errno : 0;
+}
+
+static int lx_random(void *buf, size_t n)
+{
+    unsigned char *p = buf;
+    while (n) {
+        ssize_t k = getrandom(p, n, 0);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+static int lx_shm_create(uint32_t mode)
+{
+    int id = shmget(IPC_PRIVATE, NDSHM__PAGE, IPC_CREAT | IPC_EXCL | (int)(mode & 0666));
+    return id < 0 ? -errno : id;
+}
+
+static void *lx_shm_attach(int id, int writable, int *err)
+{
+    void *p = shmat(id, NULL, writable ? 0 : SHM_RDONLY);
+    if (p == (void *)-1) {
+        *err = -errno;
+        return NULL;
+    }
+    *err = 0;
+    return p;
+}
+
+static int lx_shm_stat(int id, uint32_t *uid, uint64_t *size)
+{
+    struct shmid_ds ds;
+    if (shmctl(id, IPC_STAT, &ds))
+        return -errno;
+    *uid = (uint32_t)ds.shm_perm.uid;
+    *size = (uint64_t)ds.shm_segsz;
+    return 0;
+}
+
+static int lx_shm_remove(int id)
+{
+    return shmctl(id, IPC_RMID, NULL) ? -errno : 0;
+}
+
+static int lx_shm_detach(void *addr)
+{
+    return shmdt(addr) ? -errno : 0;
+}
+
+static uint64_t lx_pidns(void)
+{
+    struct stat st;
+    return stat("/proc/self/ns/pid", &st) ? 0 : (uint64_t)st.st_ino;
+}
+
+static uint32_t lx_euid(void)
+{
+    return (uint32_t)geteuid();
 }
 
 static int lx_list(int (*fn)(const char *entry, void *arg), void *arg)
@@ -316,12 +365,21 @@ const struct ndshm__os ndshm__os_linux = {
     .munmap = lx_munmap,
     .futex_wait = lx_futex_wait,
     .futex_wake = lx_futex_wake,
-    .proc_start = lx_proc_start,
-    .pid_exists = lx_pid_exists,
     .list = lx_list,
     .lock = lx_lock,
     .lock_held = lx_lock_held,
     .lock_count = lx_lock_count,
+    .open_tmp = lx_open_tmp,
+    .link_tmp = lx_link_tmp,
+    .fchown = lx_fchown,
+    .random = lx_random,
+    .shm_create = lx_shm_create,
+    .shm_attach = lx_shm_attach,
+    .shm_stat = lx_shm_stat,
+    .shm_remove = lx_shm_remove,
+    .shm_detach = lx_shm_detach,
+    .pidns = lx_pidns,
+    .euid = lx_euid,
 };
 
 const struct ndshm__os *_Atomic ndshm__os = &ndshm__os_linux;
@@ -337,46 +395,39 @@ int64_t ndshm__self_pid(void)
     return (int64_t)getpid();
 }
 
+uint64_t ndshm__realtime_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Fork generation: bumped in every child. Handles compare it with the value they recorded
+ * at open (one relaxed load, no syscall: getpid() is not cached by glibc). */
+static _Atomic uint64_t fork_gen;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void on_fork_child(void)
+{
+    atomic_fetch_add_explicit(&fork_gen, 1, memory_order_relaxed);
+}
+
+static void register_fork(void)
+{
+    pthread_atfork(NULL, NULL, on_fork_child);
+}
+
+uint64_t ndshm__fork_gen(void)
+{
+    pthread_once(&fork_once, register_fork);
+    return atomic_load_explicit(&fork_gen, memory_order_relaxed);
+}
+
 uint64_t ndshm_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts); /* vDSO: no syscall */
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* Field 22 of /proc/<pid>/stat (starttime), parsed after the last ')' since the command name
- * (field 2) may itself contain spaces and parentheses. */
-int ndshm__proc_start_parse(const char *stat, size_t len, uint64_t *start)
-{
-    const char *end = stat + len, *p = NULL;
-    for (const char *q = stat; q < end; q++)
-        if (*q == ')')
-            p = q;
-    if (!p)
-        return -1;
-    p++;
-    /* after ')' come fields 3.. separated by single spaces; starttime is field 22 */
-    int field = 2;
-    while (p < end && field < 22) {
-        if (*p == ' ') {
-            field++;
-            while (p < end && *p == ' ')
-                p++;
-            continue;
-        }
-        p++;
-    }
-    if (field != 22 || p >= end || *p < '0' || *p > '9')
-        return -1;
-    uint64_t v = 0;
-    while (p < end && *p >= '0' && *p <= '9') {
-        if (__builtin_mul_overflow(v, 10, &v) ||
-            __builtin_add_overflow(v, (uint64_t)(*p - '0'), &v))
-            return -1;
-        p++;
-    }
-    *start = v;
-    return 0;
 }
 
 int ndshm__errno_status(int neg_errno)

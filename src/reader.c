@@ -43,29 +43,45 @@ struct rmap {
     struct rcu_head rcu;
 };
 
+/* A handle-owned buffer of the *_owned calls. */
+struct obuf {
+    void *p;
+    uint64_t cap;
+};
+
 struct ndshm_reader {
     char name[NDSHM_NAME_MAX + 1];
     uint32_t retries;
     uint32_t spin_ns;
-    struct ndshm__map ctl_map;
+    uint32_t flags;          /* NDSHM_REPLAY, NDSHM_AWAIT_WRITER */
+    struct ndshm__ctlh ctlh; /* read-only; its descriptor holds the reader-count lock */
     struct ndshm__ctl *ctl;
-    _Atomic(struct rmap *) cur;  /* RCU-protected: freed only after a grace period */
-    _Atomic uint64_t pos;        /* last version handed out (initially head - 1) */
-    atomic_int replay;           /* first read_next starts at the oldest version, uncounted */
-    _Atomic uint64_t meta_hash;  /* dtype+shape of the last read; 0 = none yet */
-    _Atomic uint64_t last_gen;   /* generation of the last read */
-    _Atomic uint64_t alive_ns;   /* when writer liveness was last checked */
-    _Atomic uint64_t dead_ident; /* writer identity found dead by the last check (0 = none):
-                                    a takeover changes the identity, so this never goes stale */
-    /* handle-owned buffer of the *_owned calls */
-    void *buf;
-    uint64_t buf_cap;
-    ndshm_info buf_info;
-    int buf_valid;
+    _Atomic(struct rmap *) cur; /* RCU-protected: freed only after a grace period */
+    _Atomic uint64_t pos;       /* last version handed out (initially head - 1) */
+    atomic_int replay;          /* first read_next starts at the oldest version, uncounted */
+    _Atomic uint64_t meta_hash; /* dtype+shape of the last read; 0 = none yet */
+    _Atomic uint64_t last_gen;  /* generation of the last read */
+    /* the writer's state as last checked (syscalls, at most every 100 ms) */
+    _Atomic uint64_t state_ns;    /* when it was checked, 0 = never */
+    _Atomic uint64_t state_owner; /* ctl.owner at that check */
+    atomic_int state;             /* NDSHM_OK, NDSHM_WRITER_GONE or NDSHM_REPLACED */
+    /* the wait page (attached on the first sleep, one thread at a time) */
+    pthread_mutex_t wait_mu;
+    struct ndshm__waitpg *waitpg;
+    int32_t wait_id;
+    struct ndshm__waitpg **retired; /* pages of earlier writers: another thread may still be
+                                       announcing itself in one, so detached only at close */
+    size_t nretired;
+    /* handle-owned buffers: front holds exactly the version of front_info; reads go into
+     * back, and the two swap on success, so no failed attempt ever touches what the last
+     * successful call handed out */
+    struct obuf front, back;
+    ndshm_info front_info;
+    int front_valid;
 };
 
 #define RETRY          INT32_MAX  /* read_core: not a status, try again */
-#define ALIVE_CHECK_NS 100000000u /* liveness of a crashed writer is re-checked every 100 ms */
+#define ALIVE_CHECK_NS 100000000u /* a crashed writer is noticed within 100 ms */
 
 /* ----- mappings ---------------------------------------------------------------------------- */
 
@@ -96,17 +112,22 @@ static inline void section_end(struct rmap *m)
 
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 
-/* call_rcu's worker thread does not survive fork(): liburcu's fork hooks restore it. */
+/* liburcu-bp's reader registry and call_rcu's worker thread do not survive fork() as they
+ * are: its fork hooks make them (a child forked while another thread was inside a read-side
+ * section could otherwise never complete a grace period, and never unmap anything). */
 static void fork_prepare(void)
 {
     urcu_bp_call_rcu_before_fork();
+    urcu_bp_before_fork();
 }
 static void fork_parent(void)
 {
+    urcu_bp_after_fork_parent();
     urcu_bp_call_rcu_after_fork_parent();
 }
 static void fork_child(void)
 {
+    urcu_bp_after_fork_child();
     urcu_bp_call_rcu_after_fork_child();
 }
 static void register_fork_hooks(void)
@@ -114,7 +135,15 @@ static void register_fork_hooks(void)
     pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
-static struct rmap *rmap_open(const char *name, uint64_t gen, int *rc)
+/* The token of generation gen's data segment. Loaded after gen (acquire): pairs with the
+ * release store of the token before gen moved (W5). A token of a later generation of the same
+ * parity names no file: the open fails and the caller retries. */
+static uint64_t gen_token(const struct ndshm__ctl *c, uint64_t gen)
+{
+    return atomic_load_explicit(&((struct ndshm__ctl *)c)->token[gen % 2], memory_order_acquire);
+}
+
+static struct rmap *rmap_open(ndshm_reader *r, uint64_t gen, int *rc)
 {
     struct rmap *m = calloc(1, sizeof *m);
     if (!m) {
@@ -122,7 +151,7 @@ static struct rmap *rmap_open(const char *name, uint64_t gen, int *rc)
         return NULL;
     }
     /* Read-only: no reader can corrupt what other readers get. */
-    *rc = ndshm__map_data(name, gen, 0, &m->map, &m->geom);
+    *rc = ndshm__map_data(r->name, gen, gen_token(r->ctl, gen), &r->ctlh, 0, &m->map, &m->geom);
     if (*rc) {
         free(m);
         return NULL;
@@ -135,21 +164,20 @@ static struct rmap *rmap_open(const char *name, uint64_t gen, int *rc)
 }
 
 /* Inside the read-side critical section: make r->cur the mapping of generation `gen`.
- * Returns NDSHM_OK with *out set, NDSHM__BUSY-like 1 to retry, or an error. */
+ * Returns NDSHM_OK with *out set, 1 to retry, or an error. */
 static int remap(ndshm_reader *r, struct rmap *seen, uint64_t gen, struct rmap **out)
 {
     int rc;
-    struct rmap *m = rmap_open(r->name, gen, &rc);
-    if (!m)
-        return rc == NDSHM_E_NOENT ? 1 : rc; /* NOENT: already replaced again; retry */
+    struct rmap *m = rmap_open(r, gen, &rc);
+    if (!m) /* NOENT: already replaced again (or the token was a later one's); retry */
+        return rc == NDSHM_E_NOENT ? 1 : rc;
     /* Release: a thread that loads the new pointer sees the mapping initialised. Pairs with
      * the acquire load of r->cur in read_core(). (C11 atomics rather than liburcu's pointer
      * macros, so ThreadSanitizer sees the publication.) */
     struct rmap *old = seen;
-    if (!atomic_compare_exchange_strong_explicit(
-            &r->cur, &old, m, memory_order_acq_rel,
-            memory_order_acquire)) { /* another thread swapped first: use its mapping on the next
-                                        attempt */
+    if (!atomic_compare_exchange_strong_explicit(&r->cur, &old, m, memory_order_acq_rel,
+                                                 memory_order_acquire)) {
+        /* another thread swapped first: use its mapping on the next attempt */
         rmap_put(m);
         return 1;
     }
@@ -180,24 +208,35 @@ int ndshm_reader_open(const char *name, const ndshm_options *opts, ndshm_reader 
     snprintf(r->name, sizeof r->name, "%s", name);
     r->retries = o.retries;
     r->spin_ns = o.spin_ns;
-    /* The control segment is mapped read-write only for `waiters` (futex sleepers): without
-     * write permission the reader is refused with NDSHM_E_PERM. */
-    rc = ndshm__map_ctl_wait(name, 1, &r->ctl_map, NULL);
+    r->flags = o.flags & (NDSHM_REPLAY | NDSHM_AWAIT_WRITER);
+    r->wait_id = -1;
+    pthread_mutex_init(&r->wait_mu, NULL);
+    /* Read-only: a reader needs (and uses) no write permission on anything. */
+    r->ctlh = (struct ndshm__ctlh)NDSHM__CTLH_INIT;
+    rc = ndshm__ctl_open(name, 0, 1, &r->ctlh);
     if (rc) {
+        pthread_mutex_destroy(&r->wait_mu);
         free(r);
         return rc;
     }
-    r->ctl = r->ctl_map.base;
+    r->ctl = ndshm__ctlh_ctl(&r->ctlh);
+    /* Counted as a reader while this descriptor is open (best-effort: a read lock). */
+    (void)ndshm__os->lock(r->ctlh.fd, NDSHM__LOCK_READERS, NDSHM__RDLOCK);
     /* The data segment may be replaced between loading gen and opening it: retry. */
     struct rmap *m = NULL;
     for (int i = 0; i < 1000 && !m; i++) {
         uint64_t gen = atomic_load_explicit(&r->ctl->gen, memory_order_acquire);
-        m = rmap_open(name, gen, &rc);
+        m = rmap_open(r, gen, &rc);
         if (!m && rc != NDSHM_E_NOENT)
             break;
     }
     if (!m) {
-        ndshm__unmap(&r->ctl_map);
+        /* A control segment whose data segment stays missing: removed meanwhile (then "no
+         * channel") or broken. */
+        if (rc == NDSHM_E_NOENT && ndshm__ctl_same_file(&r->ctlh, name))
+            rc = NDSHM_E_CORRUPT;
+        ndshm__ctl_close(&r->ctlh);
+        pthread_mutex_destroy(&r->wait_mu);
         free(r);
         return rc;
     }
@@ -207,6 +246,7 @@ int ndshm_reader_open(const char *name, const ndshm_options *opts, ndshm_reader 
      * that), then everything after it. */
     atomic_init(&r->pos, head ? head - 1 : 0);
     atomic_init(&r->replay, (o.flags & NDSHM_REPLAY) ? 1 : 0);
+    atomic_init(&r->state, NDSHM_OK);
     *out = r;
     return NDSHM_OK;
 }
@@ -216,8 +256,14 @@ int ndshm_reader_close(ndshm_reader *r)
     if (!r)
         return NDSHM_OK;
     rmap_put(atomic_load_explicit(&r->cur, memory_order_relaxed)); /* views hold their own */
-    ndshm__unmap(&r->ctl_map);
-    free(r->buf);
+    ndshm__waitpg_detach(r->waitpg);
+    for (size_t i = 0; i < r->nretired; i++)
+        ndshm__waitpg_detach(r->retired[i]);
+    free(r->retired);
+    ndshm__ctl_close(&r->ctlh);
+    pthread_mutex_destroy(&r->wait_mu);
+    free(r->front.p);
+    free(r->back.p);
     free(r);
     return NDSHM_OK;
 }
@@ -227,36 +273,57 @@ uint64_t ndshm_reader_version(const ndshm_reader *r)
     return r ? atomic_load_explicit(&((ndshm_reader *)r)->pos, memory_order_relaxed) : 0;
 }
 
+/* ----- the writer's state, as seen from here ---------------------------------------------- */
+
+/* Check with syscalls: the kernel lock says whether a writer lives; the name says whether
+ * this is still the channel it refers to. */
+static int state_check(ndshm_reader *r, uint64_t now)
+{
+    uint64_t owner = atomic_load_explicit(&r->ctl->owner, memory_order_acquire);
+    int st = NDSHM_OK;
+    int locked = ndshm__ctl_writer_locked(&r->ctlh);
+    if (locked <= 0)
+        st = NDSHM_WRITER_GONE;
+    if (st != NDSHM_OK) {
+        char seg[NDSHM__SEG_MAX];
+        struct ndshm__fstat fs;
+        ndshm__ctl_name(seg, r->name);
+        /* Our file is no longer the one under the name, and something is: a new channel. */
+        if (!ndshm__ctl_same_file(&r->ctlh, r->name) && ndshm__os->stat(seg, &fs) == 0)
+            st = NDSHM_REPLACED;
+    }
+    atomic_store_explicit(&r->state, st, memory_order_relaxed);
+    atomic_store_explicit(&r->state_owner, owner, memory_order_relaxed);
+    atomic_store_explicit(&r->state_ns, now ? now : 1, memory_order_relaxed);
+    return st;
+}
+
+/* NDSHM_OK, NDSHM_WRITER_GONE or NDSHM_REPLACED. One load while nothing changed: a clean
+ * close (owner 0) or a takeover (a new owner) shows in ctl.owner at once; a crash is found by
+ * the lock check, at most every 100 ms (a syscall, never on the success path). */
+static int reader_state(ndshm_reader *r, uint64_t now, int refresh)
+{
+    uint64_t owner = atomic_load_explicit(&r->ctl->owner, memory_order_acquire);
+    uint64_t last = atomic_load_explicit(&r->state_ns, memory_order_relaxed);
+    if (last == 0 || owner != atomic_load_explicit(&r->state_owner, memory_order_relaxed) ||
+        (refresh && now - last >= ALIVE_CHECK_NS))
+        return state_check(r, now);
+    int st = atomic_load_explicit(&r->state, memory_order_relaxed);
+    if (owner == 0 && st == NDSHM_OK)
+        st = NDSHM_WRITER_GONE;
+    return st;
+}
+
+int ndshm__reader_state(ndshm_reader *r)
+{
+    return reader_state(r, ndshm_now_ns(), 1);
+}
+
 int ndshm_reader_writer_alive(ndshm_reader *r)
 {
     if (!r)
         return 0;
-    uint64_t ident = atomic_load_explicit(&r->ctl->writer, memory_order_acquire);
-    int alive = ident != 0 && ndshm__identity_alive(ident);
-    atomic_store_explicit(&r->dead_ident, alive ? 0 : ident, memory_order_relaxed);
-    atomic_store_explicit(&r->alive_ns, ndshm_now_ns(), memory_order_relaxed);
-    return alive;
-}
-
-/* Writer gone? Cheap (one load) for a clean close; a crash is checked at most every 100 ms
- * (a syscall), so this is fine on the no-data path but is not called on the success path. */
-static int gone_cached(ndshm_reader *r)
-{
-    uint64_t ident = atomic_load_explicit(&r->ctl->writer, memory_order_acquire);
-    return ident == 0 || ident == atomic_load_explicit(&r->dead_ident, memory_order_relaxed);
-}
-
-static int writer_gone(ndshm_reader *r, uint64_t now)
-{
-    uint64_t last = atomic_load_explicit(&r->alive_ns, memory_order_relaxed);
-    if (now - last >= ALIVE_CHECK_NS)
-        return !ndshm_reader_writer_alive(r);
-    return gone_cached(r);
-}
-
-int ndshm__reader_gone(ndshm_reader *r)
-{
-    return writer_gone(r, ndshm_now_ns());
+    return state_check(r, ndshm_now_ns()) == NDSHM_OK;
 }
 
 /* ----- the read core ----------------------------------------------------------------------- */
@@ -280,6 +347,7 @@ struct got {
     uint64_t gen;
     struct rmap *m; /* with a reference, for views */
     const struct ndshm__slot *slot;
+    uint32_t payload_offset;
 };
 
 /* The fields of info that describe the version itself; shape entries past ndim are zero. */
@@ -291,7 +359,11 @@ static void fill_meta(const struct got *g, ndshm_info *info)
     info->generation = g->gen;
     info->dtype = g->meta.dtype;
     info->ndim = g->meta.ndim;
-    info->reserved_ = 0;
+    info->meta_len = g->meta.meta_len;
+    info->user_ns = g->meta.user_ns;
+    info->user_tag = g->meta.user_tag;
+    info->origin_version = g->meta.origin_version;
+    info->origin_ns = g->meta.origin_ns;
     memcpy(info->shape, g->meta.shape, g->meta.ndim * sizeof(uint64_t));
     memset(info->shape + g->meta.ndim, 0, (NDSHM_MAX_DIMS - g->meta.ndim) * sizeof(uint64_t));
 }
@@ -303,7 +375,7 @@ static void fill_info(ndshm_reader *r, const struct got *g, uint64_t dropped, nd
     info->read_ns = now;
     info->latency_ns = now > g->meta.publish_ns ? now - g->meta.publish_ns : 0;
     info->dropped = dropped;
-    uint32_t flags = 0;
+    uint32_t flags = (g->meta.xflags & NDSHM__X_EXTRA) ? NDSHM_INFO_EXTRA : 0;
     /* Plain load, compare, store only on a change: no locked RMW on the read path. With
      * several threads on one handle the two flags are best-effort (ndshm.h, Threads). */
     uint64_t h = meta_hash(&g->meta);
@@ -317,32 +389,56 @@ static void fill_info(ndshm_reader *r, const struct got *g, uint64_t dropped, nd
         if (lg != 0)
             flags |= NDSHM_INFO_REALLOCATED;
     }
-    /* A handle that never checked liveness (a fresh reader of a dead writer's channel) checks
-     * once, so even its first read is flagged; afterwards the cached answer is refreshed on
-     * the no-data paths. */
-    if (atomic_load_explicit(&r->alive_ns, memory_order_relaxed) == 0)
-        (void)ndshm_reader_writer_alive(r);
-    if (gone_cached(r))
+    /* The cached state, refreshed on the no-data paths; a handle that never checked (a fresh
+     * reader of a dead writer's channel) checks once, so even its first read is flagged. */
+    if (reader_state(r, now, 0) != NDSHM_OK)
         flags |= NDSHM_INFO_WRITER_GONE;
     info->flags = flags;
 }
 
-/* Meta only (for E_TOO_SMALL): the caller learns the size; the handle does not advance. */
+/* Meta only (for E_TOO_SMALL): the caller learns the sizes; the handle does not advance. */
 static void fill_meta_only(const struct got *g, ndshm_info *info)
 {
     fill_meta(g, info);
     info->read_ns = 0;
     info->latency_ns = 0;
     info->dropped = 0;
-    info->flags = 0;
+    info->flags = (g->meta.xflags & NDSHM__X_EXTRA) ? NDSHM_INFO_EXTRA : 0;
+}
+
+/* Claim version `want` for this handle. read_next: with threads sharing the handle each
+ * version goes to exactly one of them, and the gap before it is counted once (returns 0 if
+ * another thread moved the position: *pos gets the new one). read_latest: move forward only. */
+static int claim_version(ndshm_reader *r, int next, int replay, uint64_t *pos, uint64_t want,
+                         uint64_t *dropped)
+{
+    if (next) {
+        uint64_t expect = *pos;
+        if (!atomic_compare_exchange_strong_explicit(&r->pos, &expect, want, memory_order_acq_rel,
+                                                     memory_order_acquire)) {
+            *pos = expect;
+            return 0;
+        }
+        *dropped = replay ? 0 : want - *pos - 1;
+    } else {
+        uint64_t p = *pos;
+        while (p < want && !atomic_compare_exchange_weak_explicit(
+                               &r->pos, &p, want, memory_order_acq_rel, memory_order_acquire))
+            ;
+        *dropped = want > *pos + 1 ? want - *pos - 1 : 0;
+    }
+    /* Any read ends a pending replay: read_next never goes back behind a read_latest. */
+    if (atomic_load_explicit(&r->replay, memory_order_relaxed))
+        atomic_store_explicit(&r->replay, 0, memory_order_relaxed);
+    return 1;
 }
 
 /*
- * One read of the latest (next == 0) or next (next == 1) version. dst == NULL with view != 0
- * takes a view (no payload copy, a mapping reference in g->m). Returns an ndshm status.
+ * One read of the latest (next == 0) or next (next == 1) version into d (d == NULL with
+ * view != 0 takes a view: no copy, a mapping reference in g->m). Returns an ndshm status.
  * On NDSHM_OK, *dropped is the number of versions skipped since the handle's position.
  */
-static int read_core(ndshm_reader *r, int next, void *dst, uint64_t dst_size, int view,
+static int read_core(ndshm_reader *r, int next, const struct ndshm__dest *d, int view,
                      struct got *g, uint64_t *dropped)
 {
     struct ndshm__ctl *c = r->ctl;
@@ -357,10 +453,10 @@ static int read_core(ndshm_reader *r, int next, void *dst, uint64_t dst_size, in
         /* Pairs with the release CAS in remap(); the read-side critical section keeps m
          * mapped until we leave it (call_rcu frees only after a grace period). */
         struct rmap *m = atomic_load_explicit(&r->cur, memory_order_acquire);
-        struct ndshm__data *d = m->map.base;
+        struct ndshm__data *dseg = m->map.base;
         if (m->geom.generation != gen) {
             /* Pairs with the release store of sealed (W4), made before gen moved. */
-            uint64_t sealed = atomic_load_explicit(&d->sealed, memory_order_acquire);
+            uint64_t sealed = atomic_load_explicit(&dseg->sealed, memory_order_acquire);
             int keep = next && m->geom.generation < gen && sealed != NDSHM__UNSEALED &&
                        t <= sealed && t >= m->geom.first_version;
             if (!keep) { /* read_next finishes the old segment's versions first */
@@ -375,8 +471,8 @@ static int read_core(ndshm_reader *r, int next, void *dst, uint64_t dst_size, in
         uint64_t head = atomic_load_explicit(&c->head, memory_order_acquire);
         /* Loaded after head: if head already lives in a newer segment, the seal (W4, before
          * W5) is visible here. */
-        uint64_t sealed = atomic_load_explicit(&d->sealed, memory_order_acquire);
-        uint64_t want;
+        uint64_t sealed = atomic_load_explicit(&dseg->sealed, memory_order_acquire);
+        uint64_t want = 0;
         int status = NDSHM_OK;
         if (head == 0) {
             status = NDSHM_NO_DATA;
@@ -406,13 +502,13 @@ static int read_core(ndshm_reader *r, int next, void *dst, uint64_t dst_size, in
             return status;
         }
         const struct ndshm__slot *s = ndshm__slot_at(m->map.base, &m->geom, want);
-        enum ndshm__try res =
-            ndshm__slot_read(s, &m->geom, want, dst, dst ? dst_size : 0, &g->meta, &g->seq);
+        enum ndshm__try res = ndshm__slot_read(s, &m->geom, want, d, &g->meta, &g->seq);
         if (res == NDSHM__GOT && view) /* pin the mapping while still inside the section */
             atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
         /* m may be freed once we leave the section: keep what we need of it. (Reading it
          * after section_end() was a use-after-free, found by ThreadSanitizer.) */
         const uint64_t m_gen = m->geom.generation, m_slots = m->geom.slot_count;
+        const uint32_t m_payload = m->geom.payload_offset;
         struct rmap *pinned = (res == NDSHM__GOT && view) ? m : NULL;
         section_end(m);
         m = NULL;
@@ -421,31 +517,16 @@ static int read_core(ndshm_reader *r, int next, void *dst, uint64_t dst_size, in
             g->gen = m_gen;
             g->slot = s;
             g->m = pinned;
-            if (!view && g->meta.nbytes > dst_size)
+            g->payload_offset = m_payload;
+            if (!view && (g->meta.nbytes > (d ? d->dst_size : 0) ||
+                          g->meta.meta_len > (d && d->meta ? d->meta_size : UINT64_MAX)))
                 return NDSHM_E_TOO_SMALL; /* the handle does not advance */
-            if (next) {
-                /* Claim the version: with threads sharing the handle each version goes to
-                 * exactly one of them, and the gap before it is counted once. */
-                uint64_t expect = pos;
-                if (!atomic_compare_exchange_strong_explicit(
-                        &r->pos, &expect, want, memory_order_acq_rel, memory_order_acquire)) {
-                    if (pinned)
-                        rmap_put(pinned);
-                    pos = expect;
-                    t = pos + 1;
-                    replay = 0;
-                    continue;
-                }
-                *dropped = replay ? 0 : want - pos - 1;
-                if (replay)
-                    atomic_store_explicit(&r->replay, 0, memory_order_relaxed);
-            } else {
-                uint64_t p = pos;
-                while (p < want && !atomic_compare_exchange_weak_explicit(&r->pos, &p, want,
-                                                                          memory_order_acq_rel,
-                                                                          memory_order_acquire))
-                    ;
-                *dropped = want > pos + 1 ? want - pos - 1 : 0;
+            if (!claim_version(r, next, replay, &pos, want, dropped)) {
+                if (pinned)
+                    rmap_put(pinned);
+                t = pos + 1;
+                replay = 0;
+                continue;
             }
             return NDSHM_OK;
         case NDSHM__NEWER:
@@ -456,10 +537,11 @@ static int read_core(ndshm_reader *r, int next, void *dst, uint64_t dst_size, in
             }
             break;
         case NDSHM__BUSY:
-            /* A slot holding a wanted version <= head that is being written is being
-             * overwritten (by head + 1, or by a loan): that version is lost. A sealed
-             * segment is never written again, so there this is only a torn header. */
-            if (next && sealed == NDSHM__UNSEALED)
+            /* A slot holding a wanted version < head that is being written is being
+             * overwritten: that version is lost. The newest one (want == head) is only being
+             * followed by head + 1: retry, never report "nothing new" while it exists. A
+             * sealed segment is never written again, so there this is only a torn header. */
+            if (next && sealed == NDSHM__UNSEALED && want < head)
                 t = want + 1;
             break;
         case NDSHM__OLDER:
@@ -474,22 +556,31 @@ static int read_core(ndshm_reader *r, int next, void *dst, uint64_t dst_size, in
     return NDSHM_CONTENDED;
 }
 
-/* Map a no-data status onto what the caller sees, noticing a dead writer (rate-limited). */
+/* Map a no-data status onto what the caller sees: nothing new, and the name now belongs to a
+ * new channel -> NDSHM_REPLACED (rate-limited check). */
 static int nothing(ndshm_reader *r, int rc)
 {
-    if (rc == NDSHM_NO_NEW || rc == NDSHM_NO_DATA)
-        (void)writer_gone(r, ndshm_now_ns());
+    if (rc == NDSHM_NO_NEW || rc == NDSHM_NO_DATA) {
+        if (reader_state(r, ndshm_now_ns(), 1) == NDSHM_REPLACED)
+            return NDSHM_REPLACED;
+    }
     return rc;
 }
 
-static int read_copy(ndshm_reader *r, int next, void *buf, size_t buf_size, ndshm_info *info)
+static int read_copy(ndshm_reader *r, int next, void *buf, size_t buf_size, void *meta,
+                     size_t meta_size, int want_meta, ndshm_info *info)
 {
-    if (!r || !info || (!buf && buf_size))
+    if (!r || !info || (!buf && buf_size) || (!meta && meta_size))
         return NDSHM_E_INVAL;
     struct got g; /* set by read_core() for NDSHM_OK and NDSHM_E_TOO_SMALL */
     g.m = NULL;
     uint64_t dropped = 0;
-    int rc = read_core(r, next, buf, buf_size, 0, &g, &dropped);
+    /* With want_meta and no buffer, a dummy pointer with room 0: a version that carries
+     * metadata then gives NDSHM_E_TOO_SMALL, as documented. */
+    static char no_meta;
+    struct ndshm__dest d = {buf, buf_size, want_meta ? (meta ? meta : (void *)&no_meta) : NULL,
+                            want_meta ? meta_size : 0};
+    int rc = read_core(r, next, &d, 0, &g, &dropped);
     if (rc == NDSHM_OK)
         fill_info(r, &g, dropped, info);
     else if (rc == NDSHM_E_TOO_SMALL)
@@ -501,50 +592,71 @@ static int read_copy(ndshm_reader *r, int next, void *buf, size_t buf_size, ndsh
 
 int ndshm_read_latest(ndshm_reader *r, void *buf, size_t buf_size, ndshm_info *info)
 {
-    return read_copy(r, 0, buf, buf_size, info);
+    return read_copy(r, 0, buf, buf_size, NULL, 0, 0, info);
 }
 
 int ndshm_read_next(ndshm_reader *r, void *buf, size_t buf_size, ndshm_info *info)
 {
-    return read_copy(r, 1, buf, buf_size, info);
+    return read_copy(r, 1, buf, buf_size, NULL, 0, 0, info);
+}
+
+int ndshm_read_ex(ndshm_reader *r, uint32_t how, void *buf, size_t buf_size, void *meta,
+                  size_t meta_size, ndshm_info *info)
+{
+    if (how > NDSHM_READ_NEXT)
+        return NDSHM_E_INVAL;
+    return read_copy(r, (int)how, buf, buf_size, meta, meta_size, 1, info);
+}
+
+static int obuf_grow(struct obuf *b, uint64_t need)
+{
+    if (b->p && b->cap >= need)
+        return NDSHM_OK;
+    uint64_t cap = need + 63 - (need + 63) % 64;
+    if (cap == 0)
+        cap = 64; /* a zero-byte array still gets a valid pointer */
+    void *nb = NULL;
+    if (cap > SIZE_MAX || posix_memalign(&nb, 64, (size_t)cap))
+        return NDSHM_E_NOMEM;
+    free(b->p);
+    b->p = nb;
+    b->cap = cap;
+    return NDSHM_OK;
 }
 
 static int read_owned(ndshm_reader *r, int next, const void **data, ndshm_info *info)
 {
     if (!r || !data || !info)
         return NDSHM_E_INVAL;
+    int rc = NDSHM_CONTENDED; /* if the array kept growing faster than we could allocate */
     for (int i = 0; i < 8; i++) {
         ndshm_info tmp;
-        int rc = read_copy(r, next, r->buf, r->buf_cap, &tmp);
+        if (obuf_grow(&r->back, r->back.cap ? r->back.cap : 64) != NDSHM_OK)
+            return NDSHM_E_NOMEM;
+        /* Into the back buffer: whatever a failed attempt copies, the front buffer still
+         * holds exactly the version front_info describes. */
+        rc = read_copy(r, next, r->back.p, r->back.cap, NULL, 0, 0, &tmp);
         if (rc == NDSHM_E_TOO_SMALL) {
-            uint64_t cap = tmp.nbytes + 63 - (tmp.nbytes + 63) % 64;
-            void *nb = NULL;
-            if (cap > SIZE_MAX || posix_memalign(&nb, 64, (size_t)cap))
+            if (obuf_grow(&r->back, tmp.nbytes) != NDSHM_OK)
                 return NDSHM_E_NOMEM;
-            free(r->buf);
-            r->buf = nb;
-            r->buf_cap = cap;
-            r->buf_valid = 0;
             continue;
         }
         if (rc == NDSHM_OK) {
-            r->buf_info = tmp;
-            r->buf_valid = 1;
+            struct obuf t = r->front;
+            r->front = r->back;
+            r->back = t;
+            r->front_info = tmp;
+            r->front_valid = 1;
         }
-        if (rc == NDSHM_OK || (rc == NDSHM_NO_NEW && r->buf_valid)) {
-            if (!r->buf) { /* a zero-byte array: still hand out a valid pointer */
-                if (posix_memalign(&r->buf, 64, 64))
-                    return NDSHM_E_NOMEM;
-                r->buf_cap = 64;
-            }
-            *data = r->buf;
-            *info = r->buf_info;
-        } else if (rc == NDSHM_NO_NEW || rc == NDSHM_NO_DATA) {
-            *data = NULL;
-        }
-        return rc;
+        break;
     }
-    return NDSHM_CONTENDED; /* the array kept growing faster than we could allocate */
+    if (rc == NDSHM_OK || (rc > 0 && r->front_valid)) {
+        *data = r->front.p;
+        *info = r->front_info;
+    } else if (rc > 0) {
+        *data = NULL;
+    }
+    return rc;
 }
 
 int ndshm_read_latest_owned(ndshm_reader *r, const void **data, ndshm_info *info)
@@ -563,14 +675,15 @@ static int view_get(ndshm_reader *r, int next, ndshm_view *view)
 {
     if (!r || !view)
         return NDSHM_E_INVAL;
-    struct got g; /* set by read_core() for NDSHM_OK and NDSHM_E_TOO_SMALL */
+    struct got g; /* set by read_core() for NDSHM_OK */
     g.m = NULL;
     uint64_t dropped = 0;
-    int rc = read_core(r, next, NULL, 0, 1, &g, &dropped);
+    int rc = read_core(r, next, NULL, 1, &g, &dropped);
     if (rc != NDSHM_OK)
         return nothing(r, rc);
     fill_info(r, &g, dropped, &view->info); /* with the fields below: all of *view */
-    view->data = (const char *)g.slot + g.m->geom.payload_offset;
+    view->data = (const char *)g.slot + g.payload_offset;
+    view->meta = (const char *)g.slot + NDSHM__SLOT_HDR;
     view->priv_[0] = g.m;
     view->priv_[1] = (void *)g.slot;
     view->seq_ = g.seq;
@@ -619,4 +732,32 @@ uint64_t ndshm__reader_pos(ndshm_reader *r)
 uint32_t ndshm__reader_spin_ns(ndshm_reader *r)
 {
     return r->spin_ns;
+}
+
+uint32_t ndshm__reader_flags(ndshm_reader *r)
+{
+    return r->flags;
+}
+
+struct ndshm__waitpg *ndshm__reader_waitpg(ndshm_reader *r)
+{
+    /* The writer of the moment names its page; a takeover brings a new one. */
+    int32_t id = atomic_load_explicit(&r->ctl->wait_id, memory_order_acquire);
+    pthread_mutex_lock(&r->wait_mu);
+    if (id != r->wait_id) {
+        if (r->waitpg) {
+            void *p = realloc(r->retired, (r->nretired + 1) * sizeof *r->retired);
+            if (!p) { /* keep the old page: sleep in short slices instead */
+                pthread_mutex_unlock(&r->wait_mu);
+                return NULL;
+            }
+            r->retired = p;
+            r->retired[r->nretired++] = r->waitpg;
+        }
+        r->waitpg = ndshm__waitpg_attach(id, r->ctlh.st.uid, r->ctl->nonce);
+        r->wait_id = id;
+    }
+    struct ndshm__waitpg *pg = r->waitpg;
+    pthread_mutex_unlock(&r->wait_mu);
+    return pg;
 }

@@ -82,7 +82,27 @@
 
 #include "internal.h"
 
-/* ----- the only intentionally racy routines ------------------------------------------------ */
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the shared layout is little-endian");
+
+/* ----- header words: relaxed atomic 64-bit accesses in every build ---------------------------
+ * The slot header is copied word by word with relaxed atomic loads (and written with relaxed
+ * atomic stores): each word is fetched exactly once, whatever the optimiser does, so a value
+ * checked is the value used. Header words are 8-byte aligned (slots are 64-byte aligned). */
+static inline void hdr_load(uint64_t *dst, const void *src, size_t words)
+{
+    _Atomic uint64_t *s = (_Atomic uint64_t *)(uintptr_t)src;
+    for (size_t i = 0; i < words; i++)
+        dst[i] = atomic_load_explicit(&s[i], memory_order_relaxed);
+}
+
+static inline void hdr_store(void *dst, const uint64_t *src, size_t words)
+{
+    _Atomic uint64_t *d = dst;
+    for (size_t i = 0; i < words; i++)
+        atomic_store_explicit(&d[i], src[i], memory_order_relaxed);
+}
+
+/* ----- the only intentionally racy routines: payload and metadata bytes -------------------- */
 #ifdef NDSHM_TSAN_COPY
 /* Relaxed atomic copies: same semantics under the seqlock, visible to ThreadSanitizer. */
 static void racy_copy(void *dst, const void *src, uint64_t n)
@@ -139,46 +159,80 @@ void ndshm__store_payload(void *dst, const void *src, uint64_t n)
     racy_store(dst, src, n);
 }
 
+/* Word indices of the slot header (after seq). */
+enum {
+    HW_VERSION = 0,
+    HW_PUBLISH = 1,
+    HW_XFLAGS_METALEN = 2, /* xflags | meta_len << 32 */
+    HW_DTYPE_NDIM = 3,     /* (uint32)dtype | ndim << 32 */
+    HW_SHAPE = 4,
+    HW_LINE = HW_SHAPE + NDSHM__SLOT_LINE_DIMS, /* words of the first cache line after seq */
+};
+static_assert(offsetof(struct ndshm__slot, xflags) == 8 + 8 * HW_XFLAGS_METALEN &&
+                  offsetof(struct ndshm__slot, meta_len) ==
+                      offsetof(struct ndshm__slot, xflags) + 4 &&
+                  offsetof(struct ndshm__slot, dtype) == 8 + 8 * HW_DTYPE_NDIM &&
+                  offsetof(struct ndshm__slot, ndim) == offsetof(struct ndshm__slot, dtype) + 4 &&
+                  offsetof(struct ndshm__slot, shape) == 8 + 8 * HW_SHAPE,
+              "header word map");
+
 /* ----- writer side --------------------------------------------------------------------------- */
 
-void ndshm__slot_begin(struct ndshm__slot *s)
+int ndshm__slot_begin(struct ndshm__slot *s)
 {
     uint64_t seq = atomic_load_explicit(&s->seq, memory_order_relaxed);
-    /* Only the writer stores seq, and it always leaves it even (repair guarantees it). */
-    NDSHM__INVARIANT((seq & 1) == 0);
+    /* Only the writer stores seq, and it always leaves it even (repair guarantees it): odd
+     * means another process is writing this channel. Stop; never abort. */
+    if (seq & 1)
+        return NDSHM_E_SUPERSEDED;
     atomic_store_explicit(&s->seq, seq + 1, memory_order_relaxed);
     /* W1. Pairs with the acquire fence of R4 in ndshm__slot_read(): a reader that sees any
      * store made after this fence also sees the odd seq. Failure to fence lets a reader
      * accept a torn copy. */
     atomic_thread_fence(memory_order_release);
+    return NDSHM_OK;
 }
 
-void ndshm__slot_fill(struct ndshm__slot *s, uint64_t version, int dtype, uint32_t ndim,
-                      const uint64_t *shape, uint64_t nbytes)
+void ndshm__slot_fill(struct ndshm__slot *s, const struct ndshm__meta *m, const void *meta_bytes)
 {
-    /* The fields after seq and shape[0..ndim) only (ndim was validated by the caller): a 1- to
+    /* The words after seq up to shape[ndim) only (ndim was validated by the caller): a 1- to
      * 3-D header is one cache line. publish_ns is stored by slot_end(), as late as possible. */
-    NDSHM__INVARIANT(ndim <= NDSHM_MAX_DIMS);
-    struct ndshm__meta h;
-    h.version = version;
-    h.publish_ns = 0;
-    h.nbytes = nbytes;
-    h.dtype = dtype;
-    h.ndim = ndim;
-    for (uint32_t i = 0; i < ndim; i++)
-        h.shape[i] = shape[i];
-    racy_store((char *)s + offsetof(struct ndshm__slot, version), &h,
-               offsetof(struct ndshm__meta, shape) + ndim * sizeof h.shape[0]);
+    NDSHM__INVARIANT(m->ndim <= NDSHM_MAX_DIMS);
+    uint64_t w[HW_SHAPE + NDSHM_MAX_DIMS];
+    w[HW_VERSION] = m->version;
+    w[HW_PUBLISH] = 0;
+    w[HW_XFLAGS_METALEN] = (uint64_t)m->xflags | (uint64_t)m->meta_len << 32;
+    w[HW_DTYPE_NDIM] = (uint64_t)(uint32_t)m->dtype | (uint64_t)m->ndim << 32;
+    for (uint32_t i = 0; i < m->ndim; i++)
+        w[HW_SHAPE + i] = m->shape[i];
+    hdr_store(&s->version, w, HW_SHAPE + m->ndim);
+    if (m->xflags & NDSHM__X_EXTRA) {
+        uint64_t x[4] = {m->user_ns, m->user_tag, m->origin_version, m->origin_ns};
+        hdr_store(&s->user_ns, x, 4);
+    }
+    if (m->meta_len)
+        racy_store((char *)s + NDSHM__SLOT_HDR, meta_bytes, m->meta_len);
 }
 
-void ndshm__slot_end(struct ndshm__slot *s, uint64_t publish_ns)
+int ndshm__slot_end(struct ndshm__slot *s, uint64_t publish_ns)
 {
-    racy_store(&s->publish_ns, &publish_ns, sizeof publish_ns);
+    uint64_t w = publish_ns;
+    hdr_store(&s->publish_ns, &w, 1);
     uint64_t seq = atomic_load_explicit(&s->seq, memory_order_relaxed);
-    NDSHM__INVARIANT(seq & 1);
+    if (!(seq & 1))
+        return NDSHM_E_SUPERSEDED; /* someone else ended our write */
     /* W3. Pairs with the acquire load of s1 in R1: a reader that sees this even value sees
      * the whole header and payload written before it. */
     atomic_store_explicit(&s->seq, seq + 1, memory_order_release);
+    return NDSHM_OK;
+}
+
+void ndshm__slot_seed(struct ndshm__slot *s, uint64_t publish_ns)
+{
+    uint64_t w = publish_ns;
+    hdr_store(&s->publish_ns, &w, 1);
+    /* Relaxed: the segment becomes visible only through the release store of gen (W5). */
+    atomic_store_explicit(&s->seq, 2, memory_order_relaxed);
 }
 
 void ndshm__slot_invalidate(struct ndshm__slot *s)
@@ -189,25 +243,26 @@ void ndshm__slot_invalidate(struct ndshm__slot *s)
         atomic_thread_fence(memory_order_release); /* as W1 */
     }
     uint64_t zero = 0;
-    racy_store(&s->version, &zero, sizeof zero);
+    hdr_store(&s->version, &zero, 1);
     seq = atomic_load_explicit(&s->seq, memory_order_relaxed);
-    atomic_store_explicit(&s->seq, seq + 1, memory_order_release); /* as W3 */
+    atomic_store_explicit(&s->seq, (seq | 1) + 1, memory_order_release); /* as W3 */
 }
 
 /* ----- reader side --------------------------------------------------------------------------- */
 
-int ndshm__meta_check(const struct ndshm__meta *m, uint64_t capacity)
+int ndshm__meta_check(struct ndshm__meta *m, uint64_t capacity, uint32_t meta_capacity)
 {
     uint64_t n;
-    if (m->ndim > NDSHM_MAX_DIMS)
+    if (m->ndim > NDSHM_MAX_DIMS || m->meta_len > meta_capacity)
         return 0;
-    if (ndshm_array_nbytes(m->dtype, m->ndim, m->shape, &n) != NDSHM_OK)
+    if (ndshm_array_nbytes(m->dtype, m->ndim, m->shape, &n) != NDSHM_OK || n > capacity)
         return 0;
-    return n == m->nbytes && n <= capacity;
+    m->nbytes = n;
+    return 1;
 }
 
 enum ndshm__try ndshm__slot_read(const struct ndshm__slot *s, const struct ndshm__geom *g,
-                                 uint64_t want, void *dst, uint64_t dst_size,
+                                 uint64_t want, const struct ndshm__dest *d,
                                  struct ndshm__meta *meta, uint64_t *seq_out)
 {
     struct ndshm__slot *ss = (struct ndshm__slot *)s;
@@ -215,27 +270,49 @@ enum ndshm__try ndshm__slot_read(const struct ndshm__slot *s, const struct ndshm
     uint64_t s1 = atomic_load_explicit(&ss->seq, memory_order_acquire);
     if (s1 & 1)
         return NDSHM__BUSY;
-    /* R2: the fixed fields and the shape entries of the first cache line in one copy, then
-     * the rest of shape[0..ndim) only. ndim comes from shared memory (torn or hostile): it is
-     * read once from the private copy and clamped before it sizes the second copy; a value
-     * above NDSHM_MAX_DIMS stays above it so that meta_check() rejects it. */
-    enum { LINE = offsetof(struct ndshm__meta, shape) + NDSHM__SLOT_LINE_DIMS * sizeof(uint64_t) };
-    const char *hdr = (const char *)s + offsetof(struct ndshm__slot, version);
-    racy_copy(meta, hdr, LINE);
-    uint32_t ndim = meta->ndim;
+    /* R2: the first cache line's words in one pass, then the rest of shape[0..ndim) only.
+     * ndim comes from shared memory (torn or hostile): it is read once into a private copy
+     * and clamped before it sizes the second pass; a value above NDSHM_MAX_DIMS stays above
+     * it so that meta_check() rejects it. */
+    uint64_t w[HW_LINE];
+    hdr_load(w, &ss->version, HW_LINE);
+    meta->version = w[HW_VERSION];
+    meta->publish_ns = w[HW_PUBLISH];
+    meta->xflags = (uint32_t)w[HW_XFLAGS_METALEN];
+    meta->meta_len = (uint32_t)(w[HW_XFLAGS_METALEN] >> 32);
+    meta->dtype = (int32_t)(uint32_t)w[HW_DTYPE_NDIM];
+    uint32_t ndim = (uint32_t)(w[HW_DTYPE_NDIM] >> 32);
+    for (int i = 0; i < NDSHM__SLOT_LINE_DIMS; i++)
+        meta->shape[i] = w[HW_SHAPE + i];
     if (ndim > NDSHM_MAX_DIMS)
         ndim = NDSHM_MAX_DIMS + 1;
     else if (ndim > NDSHM__SLOT_LINE_DIMS)
-        racy_copy((char *)meta + LINE, hdr + LINE,
-                  (ndim - NDSHM__SLOT_LINE_DIMS) * sizeof meta->shape[0]);
+        hdr_load(meta->shape + NDSHM__SLOT_LINE_DIMS, &ss->shape[NDSHM__SLOT_LINE_DIMS],
+                 ndim - NDSHM__SLOT_LINE_DIMS);
     meta->ndim = ndim;
+    if (meta->xflags & NDSHM__X_EXTRA) {
+        uint64_t x[4];
+        hdr_load(x, &ss->user_ns, 4);
+        meta->user_ns = x[0];
+        meta->user_tag = x[1];
+        meta->origin_version = x[2];
+        meta->origin_ns = x[3];
+    } else {
+        meta->user_ns = meta->user_tag = meta->origin_version = meta->origin_ns = 0;
+    }
+    meta->nbytes = 0;
     enum ndshm__try res = NDSHM__GOT;
-    if (meta->version != want)
+    if (meta->version != want) {
         res = meta->version > want ? NDSHM__NEWER : NDSHM__OLDER;
-    else if (!ndshm__meta_check(meta, g->slot_capacity))
+    } else if (!ndshm__meta_check(meta, g->slot_capacity, g->meta_capacity)) {
         res = NDSHM__BAD; /* decided after R4: torn, or really corrupt */
-    else if (dst && meta->nbytes <= dst_size)
-        racy_copy(dst, (const char *)s + g->payload_offset, meta->nbytes); /* R3 */
+    } else if (d) {
+        /* R3. Lengths come from the checked private copy, never from shared memory again. */
+        if (d->dst && meta->nbytes <= d->dst_size)
+            racy_copy(d->dst, (const char *)s + g->payload_offset, meta->nbytes);
+        if (d->meta && meta->meta_len <= d->meta_size)
+            racy_copy(d->meta, (const char *)s + NDSHM__SLOT_HDR, meta->meta_len);
+    }
     /* R4. Pairs with the release fence in ndshm__slot_begin() (W1). */
     atomic_thread_fence(memory_order_acquire);
     uint64_t s2 = atomic_load_explicit(&ss->seq, memory_order_relaxed);

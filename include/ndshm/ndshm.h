@@ -146,71 +146,138 @@ NDSHM_API int ndshm_array_nbytes(int dtype, uint32_t ndim, const uint64_t *shape
  * Options (size-versioned: always start from NDSHM_OPTIONS_INIT).
  * ------------------------------------------------------------------------------------------- */
 enum ndshm_flags {
-    NDSHM_UNLINK_ON_CLOSE = 1u << 0, /* writer: unlink the channel when the writer closes */
+    NDSHM_UNLINK_ON_CLOSE = 1u << 0, /* writer: unlink the channel when the writer closes (only
+                                        while it still owns it: never a successor's channel) */
     NDSHM_OPEN_OR_CREATE = 1u << 1,  /* ndshm_writer_create: open (take over) if it exists */
-    NDSHM_FORCE_TAKEOVER = 1u << 2,  /* writer_open: take over even if the writer seems alive.
-                                        DANGEROUS: two live writers corrupt nothing in memory
-                                        safety terms but readers then see an interleaving. For
-                                        containers whose pids are not comparable. */
+    NDSHM_FORCE_TAKEOVER = 1u << 2,  /* accepted for compatibility, no effect: liveness is the
+                                        kernel's lock, so a live writer is never taken over and a
+                                        dead one always is (also across pid namespaces) */
     NDSHM_REPLAY = 1u << 3,          /* reader: first read_next starts at the oldest version
                                         still present instead of after the newest */
+    NDSHM_PERSISTENT = 1u << 4,      /* writer: ndshm_gc never removes this channel, even after
+                                        its writer closed or died (a configuration published
+                                        once); ndshm_unlink removes it */
+    NDSHM_AWAIT_WRITER = 1u << 5,    /* reader: ndshm_wait keeps sleeping while the channel has
+                                        no writer, until a new version, the timeout or the
+                                        channel's replacement, instead of returning
+                                        NDSHM_WRITER_GONE at once */
+};
+
+/* How a channel's slot capacity grows when a version does not fit. */
+enum ndshm_growth {
+    NDSHM_GROW_DOUBLE = 0, /* default: max(needed, 2 x current), so a growing array re-allocates
+                              O(log n) times; never more than needed + 1 GiB */
+    NDSHM_GROW_EXACT = 1,  /* exactly what the version needs */
+    NDSHM_GROW_FIXED = 2,  /* never: a version larger than the capacity is refused with
+                              NDSHM_E_LIMIT (ndshm_writer_reserve still works) */
 };
 
 typedef struct ndshm_options {
-    uint32_t size;     /* sizeof(ndshm_options); set by NDSHM_OPTIONS_INIT */
-    uint32_t flags;    /* bit set of ndshm_flags */
-    uint32_t slots;    /* ring slots per data segment, 1..NDSHM_MAX_SLOTS; 0 = default (4) */
-    uint32_t mode;     /* permission bits for created segments; 0 = default (0600) */
-    uint64_t capacity; /* initial slot capacity in bytes; 0 = default (64 KiB) */
-    uint32_t retries;  /* reader: consistent-copy attempts before NDSHM_CONTENDED; 0 = 64 */
-    uint32_t spin_ns;  /* reader: how long ndshm_wait spins before sleeping; 0 = 20000 */
+    uint32_t size;      /* sizeof(ndshm_options); set by NDSHM_OPTIONS_INIT */
+    uint32_t flags;     /* bit set of ndshm_flags */
+    uint32_t slots;     /* ring slots per data segment, 1..NDSHM_MAX_SLOTS; 0 = default (4) */
+    uint32_t mode;      /* who may read: permission bits of the channel's files; 0 = 0600.
+                           Group/other write bits are dropped: readers need none */
+    uint64_t capacity;  /* initial slot capacity in bytes; 0 = small (64 B), grown by the
+                           first version that needs more */
+    uint32_t retries;   /* reader: consistent-copy attempts before NDSHM_CONTENDED; 0 = 64 */
+    uint32_t spin_ns;   /* reader: how long ndshm_wait spins before sleeping; 0 = 20000 */
+    uint32_t growth;    /* writer: ndshm_growth */
+    uint32_t reserved_; /* 0 */
 } ndshm_options;
 
 #define NDSHM_OPTIONS_INIT                                                                         \
     {                                                                                              \
-        sizeof(ndshm_options), 0, 0, 0, 0, 0, 0                                                    \
+        sizeof(ndshm_options), 0, 0, 0, 0, 0, 0, 0, 0                                              \
     }
 #define NDSHM_MAX_SLOTS    65536u
 #define NDSHM_MAX_CAPACITY (UINT64_C(1) << 40) /* 1 TiB per slot */
+#define NDSHM_META_MAX     65536u              /* metadata bytes per version */
+
+/* Optional values carried with one version, copied under the same consistency check as its
+ * payload (a reader gets them from the same version), read back in ndshm_info (and the
+ * metadata bytes with ndshm_read_ex or a view). */
+typedef struct ndshm_extra {
+    uint32_t size;           /* sizeof(ndshm_extra): start from NDSHM_EXTRA_INIT */
+    uint32_t meta_len;       /* bytes at meta, 0..NDSHM_META_MAX */
+    const void *meta;        /* opaque bytes (a caps string, JSON, ...) */
+    uint64_t user_ns;        /* a user timestamp (sensor time, presentation time); 0 = none */
+    uint64_t user_tag;       /* a user word; 0 = none */
+    uint64_t origin_version; /* the version's number at its origin (bridges); 0 = none */
+    uint64_t origin_ns;      /* CLOCK_REALTIME publish time at the origin (bridges); 0 = none */
+} ndshm_extra;
+
+#define NDSHM_EXTRA_INIT                                                                           \
+    {                                                                                              \
+        sizeof(ndshm_extra), 0, NULL, 0, 0, 0, 0                                                   \
+    }
 
 /* ---------------------------------------------------------------------------------------------
  * Writer
+ *
+ * A writer handle belongs to the process that opened it: used from a child after fork() every
+ * call returns NDSHM_E_FORKED and ndshm_writer_close() only frees the child's memory (it never
+ * unlinks or releases the parent's channel). A writer holds a kernel lock on its channel for
+ * its whole life; the kernel drops it however the process ends, which is how readers, ndshm_gc
+ * and a would-be successor tell that the writer is gone.
  * ------------------------------------------------------------------------------------------- */
 typedef struct ndshm_writer ndshm_writer;
 
 /** Create channel `name` and become its writer. NDSHM_E_EXISTS if it exists (unless
- *  NDSHM_OPEN_OR_CREATE, then as ndshm_writer_open). opts may be NULL. */
+ *  NDSHM_OPEN_OR_CREATE, then as ndshm_writer_open); NDSHM_E_KIND if the name is a shared
+ *  array. The channel appears under its name only once complete. opts may be NULL. */
 NDSHM_API int ndshm_writer_create(const char *name, const ndshm_options *opts,
                                   ndshm_writer **writer /* out */);
-/** Become the writer of an existing channel. Refused with NDSHM_E_WRITER_ALIVE while the
- *  recorded writer lives (pid and process start time), unless NDSHM_FORCE_TAKEOVER. Repairs a
- *  slot the previous writer left mid-write; numbering continues after the last version. */
+/** Become the writer of an existing channel: NDSHM_E_WRITER_ALIVE while its writer holds the
+ *  writer lock. The kernel serialises competing claimants. Repairs a slot the previous writer
+ *  left mid-write; numbering continues after the last version. Needs write permission on the
+ *  channel's files (its owner, or root). */
 NDSHM_API int ndshm_writer_open(const char *name, const ndshm_options *opts,
                                 ndshm_writer **writer /* out */);
 /** Publish one version by copy. Never waits for readers. On success *version (may be NULL)
- *  holds the version number (1, 2, 3, ...). Re-allocates if the array does not fit. */
+ *  holds the version number (1, 2, 3, ...). Re-allocates if the array does not fit.
+ *  NDSHM_E_SUPERSEDED if the channel's memory shows another writer at work (the handle then
+ *  refuses every further publish). */
 NDSHM_API int ndshm_publish(ndshm_writer *w, int dtype, uint32_t ndim, const uint64_t *shape,
                             const void *data, uint64_t *version /* out */);
+/** As ndshm_publish, with per-version extras (NULL = none). */
+NDSHM_API int ndshm_publish_ex(ndshm_writer *w, int dtype, uint32_t ndim, const uint64_t *shape,
+                               const void *data, const ndshm_extra *extra,
+                               uint64_t *version /* out */);
 /** Zero-copy publish, step 1: a pointer into the next slot, sized for dtype/shape
  *  (re-allocating first if needed). Fill it, then ndshm_commit() or ndshm_cancel(). One loan at
  *  a time; nothing is visible to readers until commit. */
 NDSHM_API int ndshm_loan(ndshm_writer *w, int dtype, uint32_t ndim, const uint64_t *shape,
                          void **data /* out */);
+/** As ndshm_loan; extra (may be NULL) gives the version's extras now and reserves room for
+ *  its meta_len bytes of metadata, which ndshm_commit_ex may then replace. */
+NDSHM_API int ndshm_loan_ex(ndshm_writer *w, int dtype, uint32_t ndim, const uint64_t *shape,
+                            const ndshm_extra *extra, void **data /* out */);
 /** Publish the loaned slot, exactly like ndshm_publish. */
 NDSHM_API int ndshm_commit(ndshm_writer *w, uint64_t *version /* out */);
+/** As ndshm_commit; a non-NULL extra replaces the loan's. Metadata longer than the room the
+ *  channel has (at least the loan's meta_len) gives NDSHM_E_TOO_SMALL and the loan stays open. */
+NDSHM_API int ndshm_commit_ex(ndshm_writer *w, const ndshm_extra *extra,
+                              uint64_t *version /* out */);
 /** Abandon the loan; no half-written version ever becomes visible. */
 NDSHM_API int ndshm_cancel(ndshm_writer *w);
-/** Make the next publish move to a data segment with this slot capacity (bytes) — to pre-size
- *  for large frames or to give memory back. Takes effect at the next publish or loan. */
+/** Move the channel now to a data segment with this slot capacity (bytes) — to pre-size for
+ *  large frames or to give memory back; the next publish or loan uses it. NDSHM_E_NOSPC (and
+ *  nothing changed) if the shared-memory file system cannot hold it. */
 NDSHM_API int ndshm_writer_reserve(ndshm_writer *w, uint64_t capacity);
 /** Version number of the last publish (0 = none). */
 NDSHM_API uint64_t ndshm_writer_version(const ndshm_writer *w);
-/** Close (cancels an open loan; unlinks the channel with NDSHM_UNLINK_ON_CLOSE). Readers see
- *  the writer as gone. NULL is a no-op. */
+/** Close (cancels an open loan; with NDSHM_UNLINK_ON_CLOSE unlinks the channel if it is still
+ *  this writer's). Readers see the writer as gone. NULL is a no-op. */
 NDSHM_API int ndshm_writer_close(ndshm_writer *w);
 
 /* ---------------------------------------------------------------------------------------------
  * Reader
+ *
+ * A reader opens every file of the channel read-only: read permission is all it needs, and
+ * nothing it does can change what the writer or other readers see. (Sleeping in ndshm_wait
+ * announces itself in a separate System V page that the writer grants to everyone who may
+ * read; see docs/reliability.md, "Threat model".) Readers inherited over fork() keep working.
  * ------------------------------------------------------------------------------------------- */
 typedef struct ndshm_reader ndshm_reader;
 
@@ -220,6 +287,7 @@ enum ndshm_info_flags {
     NDSHM_INFO_REALLOCATED = 1u << 1,  /* the channel moved to a new data segment since the
                                           handle's last read */
     NDSHM_INFO_WRITER_GONE = 1u << 2,  /* the writer closed or died */
+    NDSHM_INFO_EXTRA = 1u << 3,        /* the version carries extras (user_ns ... origin_ns) */
 };
 
 typedef struct ndshm_info {
@@ -234,29 +302,47 @@ typedef struct ndshm_info {
     uint32_t flags;      /* ndshm_info_flags */
     int32_t dtype;       /* ndshm_dtype */
     uint32_t ndim;
-    uint32_t reserved_;
+    uint32_t meta_len; /* metadata bytes the version carries */
+    uint64_t user_ns;  /* extras (ndshm_extra); 0 when the version has none */
+    uint64_t user_tag;
+    uint64_t origin_version;
+    uint64_t origin_ns;
     uint64_t shape[NDSHM_MAX_DIMS];
 } ndshm_info;
 
-/** Attach to channel `name` as a reader. NDSHM_E_NOENT if it does not exist. A channel still
- *  being created is waited for up to 250 ms, then NDSHM_E_NOT_READY. opts may be NULL (only
- *  flags NDSHM_REPLAY, retries and spin_ns are used). */
+/** Attach to channel `name` as a reader. NDSHM_E_NOENT if it does not exist, NDSHM_E_KIND if
+ *  the name is a shared array, NDSHM_E_UNTRUSTED if its files fail the trust checks (not
+ *  regular files, writable by others, data segments not owned like the control segment). A
+ *  channel still being created is waited for up to 250 ms, then NDSHM_E_NOT_READY. opts may be
+ *  NULL (only flags NDSHM_REPLAY and NDSHM_AWAIT_WRITER, retries and spin_ns are used). */
 NDSHM_API int ndshm_reader_open(const char *name, const ndshm_options *opts,
                                 ndshm_reader **reader /* out */);
 /** Copy the newest version into buf. NDSHM_OK: a version newer than this handle's last read;
- *  NDSHM_NO_NEW: nothing newer (buf untouched); NDSHM_NO_DATA: nothing published yet;
- *  NDSHM_CONTENDED: no consistent copy within the retry budget; NDSHM_E_TOO_SMALL: buf_size is
- *  too small (info->nbytes says what is needed, nothing copied, the handle does not advance). */
+ *  NDSHM_NO_NEW: nothing newer; NDSHM_NO_DATA: nothing published yet; NDSHM_CONTENDED: no
+ *  consistent copy within the retry budget; NDSHM_E_TOO_SMALL: buf_size is too small
+ *  (info->nbytes says what is needed, nothing copied, the handle does not advance);
+ *  NDSHM_REPLACED: nothing new here, and the name now belongs to a new channel. On any status
+ *  but NDSHM_OK the contents of buf are unspecified (an attempt may have copied into it);
+ *  info is filled only on NDSHM_OK and NDSHM_E_TOO_SMALL. */
 NDSHM_API int ndshm_read_latest(ndshm_reader *r, void *buf, size_t buf_size,
                                 ndshm_info *info /* out */);
 /** Copy the version after this handle's last read (every version, in order). When the writer
  *  has lapped the reader it skips to the oldest version still present and info->dropped says
- *  exactly how many were lost, also across re-allocations. */
+ *  exactly how many were lost, also across re-allocations. NDSHM_NO_NEW only when no newer
+ *  version exists. */
 NDSHM_API int ndshm_read_next(ndshm_reader *r, void *buf, size_t buf_size,
                               ndshm_info *info /* out */);
+#define NDSHM_READ_LATEST 0u
+#define NDSHM_READ_NEXT   1u
+/** ndshm_read_latest (how = NDSHM_READ_LATEST) or ndshm_read_next (NDSHM_READ_NEXT) that also
+ *  copies the version's metadata bytes into meta (may be NULL when meta_size is 0). A buffer too
+ *  small for either gives NDSHM_E_TOO_SMALL with info->nbytes and info->meta_len set. */
+NDSHM_API int ndshm_read_ex(ndshm_reader *r, uint32_t how, void *buf, size_t buf_size, void *meta,
+                            size_t meta_size, ndshm_info *info /* out */);
 /** As ndshm_read_latest/next, into a buffer the handle owns and grows. *data stays valid until
- *  the next *_owned call or close. On NDSHM_NO_NEW *data is the last version read (NULL if none)
- *  and info describes it. One thread at a time per handle. */
+ *  the next *_owned call or close and always holds exactly the version info describes. On
+ *  NDSHM_NO_NEW (and NDSHM_CONTENDED, NDSHM_REPLACED) *data is the last version read (NULL if
+ *  none) and info describes it. One thread at a time per handle. */
 NDSHM_API int ndshm_read_latest_owned(ndshm_reader *r, const void **data /* out */,
                                       ndshm_info *info /* out */);
 NDSHM_API int ndshm_read_next_owned(ndshm_reader *r, const void **data /* out */,
@@ -265,6 +351,7 @@ NDSHM_API int ndshm_read_next_owned(ndshm_reader *r, const void **data /* out */
 /** Zero-copy read: a view of a version in place. */
 typedef struct ndshm_view {
     const void *data; /* the payload, read-only, in shared memory */
+    const void *meta; /* its info.meta_len metadata bytes, in shared memory */
     ndshm_info info;  /* its metadata; read_ns/latency are taken when the view was made */
     void *priv_[2];   /* internal: mapping reference and slot */
     uint64_t seq_;    /* internal: slot sequence word when the view was taken */
@@ -283,9 +370,12 @@ NDSHM_API int ndshm_view_release(ndshm_view *view);
 
 /** Wait until a version newer than this handle's last read exists. NDSHM_OK when there is one,
  *  NDSHM_TIMEOUT after timeout_ns (negative = forever), NDSHM_WRITER_GONE when the writer has
- *  closed or died and nothing newer is left. Spins briefly, then sleeps on a futex. */
+ *  closed or died and nothing newer is left (unless the reader was opened with
+ *  NDSHM_AWAIT_WRITER), NDSHM_REPLACED when the name now belongs to a new channel. Spins
+ *  briefly, then sleeps on a futex; a writer publishes without a syscall while nobody sleeps. */
 NDSHM_API int ndshm_wait(ndshm_reader *r, int64_t timeout_ns);
-/** 1 if the channel's writer is alive, 0 if not (a syscall: not for the fast path). */
+/** 1 if the channel's writer is alive (holds its kernel lock), 0 if not (a syscall: not for
+ *  the fast path). */
 NDSHM_API int ndshm_reader_writer_alive(ndshm_reader *r);
 /** The reader's last version read (0 = none). */
 NDSHM_API uint64_t ndshm_reader_version(const ndshm_reader *r);
@@ -349,7 +439,9 @@ NDSHM_API int ndshm_stat(const char *name, ndshm_channel_info *info /* out */);
  *  mappings, as with unlink(2)). NDSHM_E_NOENT if there is nothing to remove. */
 NDSHM_API int ndshm_unlink(const char *name);
 /** Unlink every channel whose writer is dead or gone; *removed (may be NULL) gets the count.
- *  Never touches a channel whose writer is alive. */
+ *  Never touches a channel whose writer is alive (it removes a channel only while holding its
+ *  writer lock, so a concurrent takeover either wins or finds the channel gone), a channel
+ *  created with NDSHM_PERSISTENT, or a shared array. */
 NDSHM_API int ndshm_gc(size_t *removed /* out */);
 /** Check a channel name (NDSHM_OK or NDSHM_E_NAME). */
 NDSHM_API int ndshm_name_check(const char *name);

@@ -34,6 +34,8 @@ class Options(ctypes.Structure):
         ("capacity", c_u64),
         ("retries", c_u32),
         ("spin_ns", c_u32),
+        ("growth", c_u32),
+        ("reserved_", c_u32),
     ]
 
 
@@ -51,7 +53,11 @@ class CInfo(ctypes.Structure):
         ("flags", c_u32),
         ("dtype", c_i32),
         ("ndim", c_u32),
-        ("reserved_", c_u32),
+        ("meta_len", c_u32),
+        ("user_ns", c_u64),
+        ("user_tag", c_u64),
+        ("origin_version", c_u64),
+        ("origin_ns", c_u64),
         ("shape", c_u64 * MAX_DIMS),
     ]
 
@@ -61,6 +67,7 @@ class CView(ctypes.Structure):
 
     _fields_ = [
         ("data", ctypes.c_void_p),
+        ("meta", ctypes.c_void_p),
         ("info", CInfo),
         ("priv_", ctypes.c_void_p * 2),
         ("seq_", c_u64),

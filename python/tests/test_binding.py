@@ -362,5 +362,5 @@ def test_unlink_on_close_and_context_managers(name):
 def test_struct_sizes_match_header():
     from ndshm import _lib
 
-    assert ctypes.sizeof(_lib.Options) == 32
-    assert ctypes.sizeof(_lib.CInfo) == 7 * 8 + 4 * 4 + 32 * 8
+    assert ctypes.sizeof(_lib.Options) == 40
+    assert ctypes.sizeof(_lib.CInfo) == 7 * 8 + 4 * 4 + 4 * 8 + 32 * 8

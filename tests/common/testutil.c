@@ -117,6 +117,30 @@ int tu_count_segments(const char *name)
     return n;
 }
 
+int tu_data_seg(const char *name, uint64_t gen, char *out, size_t cap)
+{
+    char want[256];
+    snprintf(want, sizeof want, "ndshm.%s@%llu.", name, (unsigned long long)gen);
+    DIR *d = opendir(shm_dir());
+    if (!d)
+        return 0;
+    struct dirent *e;
+    int found = 0;
+    while (!found && (e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, want, strlen(want)) == 0) {
+            snprintf(out, cap, "%s", e->d_name);
+            found = 1;
+        }
+    }
+    closedir(d);
+    return found;
+}
+
+void tu_seg_path(const char *seg, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/%s", shm_dir(), seg);
+}
+
 static uint64_t mix(uint64_t x)
 {
     x += UINT64_C(0x9e3779b97f4a7c15);

@@ -17,6 +17,12 @@ void tu_cleanup(void);
 /* Number of files in the shm directory that belong to channel `name` (control + data). */
 int tu_count_segments(const char *name);
 
+/* The file name of channel `name`'s data segment of generation `gen` (its random token found
+ * in the directory): 1 if found. */
+int tu_data_seg(const char *name, uint64_t gen, char *out, size_t cap);
+/* The path of a segment (file name) in the shm directory. */
+void tu_seg_path(const char *seg, char *out, size_t cap);
+
 /* Payload of version v: a byte pattern that depends on v and on the position, so a copy mixed
  * from two versions is detected. */
 void tu_fill(void *buf, size_t n, uint64_t v);

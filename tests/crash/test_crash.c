@@ -15,7 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/ipc.h>
 #include <sys/mman.h>
+#include <sys/shm.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -154,13 +157,16 @@ static int child_status(pid_t pid)
 /* Number of odd (mid-write) slots in the current data segment of `name`. */
 static int odd_slots(const char *name)
 {
-    struct ndshm__map cm = {0}, dm = {0};
+    struct ndshm__ctlh h = NDSHM__CTLH_INIT;
+    struct ndshm__map dm = {0};
     struct ndshm__geom g;
-    if (ndshm__map_ctl(name, 0, &cm, NULL) != NDSHM_OK)
+    if (ndshm__ctl_open(name, 0, 0, &h) != NDSHM_OK)
         return -1;
-    uint64_t gen = atomic_load(&((struct ndshm__ctl *)cm.base)->gen);
-    ndshm__unmap(&cm);
-    if (ndshm__map_data(name, gen, 0, &dm, &g) != NDSHM_OK)
+    struct ndshm__ctl *c = ndshm__ctlh_ctl(&h);
+    uint64_t gen = atomic_load(&c->gen);
+    int rc = ndshm__map_data(name, gen, atomic_load(&c->token[gen % 2]), &h, 0, &dm, &g);
+    ndshm__ctl_close(&h);
+    if (rc != NDSHM_OK)
         return -1;
     int odd = 0;
     for (uint32_t i = 0; i < g.slot_count; i++)
@@ -169,12 +175,12 @@ static int odd_slots(const char *name)
     return odd;
 }
 
-static void set_writer_word(const char *name, uint64_t ident)
+/* The token of a data segment, from its file name ("...@<gen>.<16 hex>"). */
+static uint64_t seg_token(const char *name, uint64_t gen)
 {
-    struct ndshm__map cm = {0};
-    assert_int_equal(ndshm__map_ctl(name, 1, &cm, NULL), NDSHM_OK);
-    atomic_store(&((struct ndshm__ctl *)cm.base)->writer, ident);
-    ndshm__unmap(&cm);
+    char seg[NDSHM__SEG_MAX];
+    assert_true(tu_data_seg(name, gen, seg, sizeof seg));
+    return strtoull(strrchr(seg, '.') + 1, NULL, 16);
 }
 
 /* ----- writer killed while a loan is open: the slot is odd ------------------------------------ */
@@ -342,16 +348,20 @@ static void test_kill_between_head_and_gen(void **state)
             _exit(2);
         tu_fill(p, 100000, 2);
         struct ndshm__geom g;
-        if (ndshm__geom_plan(4, 100000, &g) != NDSHM_OK)
+        if (ndshm__geom_plan(4, 100000, 0, &g) != NDSHM_OK)
             _exit(3);
         ndshm__slot_end((struct ndshm__slot *)(void *)((char *)p - g.payload_offset),
                         ndshm_now_ns());
-        struct ndshm__map cm = {0}, dm = {0};
+        struct ndshm__ctlh h = NDSHM__CTLH_INIT;
+        struct ndshm__map dm = {0};
         struct ndshm__geom g1;
-        if (ndshm__map_ctl(name, 1, &cm, NULL) || ndshm__map_data(name, 1, 1, &dm, &g1))
+        if (ndshm__ctl_open(name, 1, 0, &h) ||
+            ndshm__map_data(name, 1, seg_token(name, 1), &h, 1, &dm, &g1))
             _exit(4);
+        struct ndshm__ctl *c = ndshm__ctlh_ctl(&h);
         atomic_store(&((struct ndshm__data *)dm.base)->sealed, 1); /* W4 */
-        atomic_store(&((struct ndshm__ctl *)cm.base)->head, 2);    /* W5, first half */
+        atomic_store(&c->token[0], seg_token(name, 2));            /* W5: the token, */
+        atomic_store(&c->head, 2);                                 /* head, not gen */
         raise(SIGKILL);
         _exit(5);
     }
@@ -512,66 +522,131 @@ static void test_kill_in_publish_loop(void **state)
                   (unsigned long)atomic_load(&lr.reads));
 }
 
-/* ----- takeover only from a dead writer: pid and start time ---------------------------------- */
+/* ----- takeover only from a dead writer: the kernel's lock, across pid namespaces ---------- */
 
-static void test_takeover_rules(void **state)
+/* A writer that just sits there, in this pid namespace or (other_ns) a new one, where its pid
+ * is 1 and means nothing to us. Returns the pid to kill (the namespace's init for other_ns:
+ * killing it kills the writer). -1 if a new pid namespace cannot be made here. */
+static pid_t sitting_writer(const char *name, int other_ns, int *ready_fd)
 {
-    (void)state;
-    const char *name = tu_name("rules");
     int ready[2];
     assert_int_equal(pipe(ready), 0);
     pid_t pid = spawn();
-    if (pid == 0) { /* a live writer that just sits there */
+    if (pid == 0) {
+        close(ready[0]);
+        if (other_ns) {
+            if (unshare(CLONE_NEWPID) != 0) {
+                write_all(ready[1], "u", 1);
+                _exit(0);
+            }
+            pid_t inner = fork(); /* pid 1 of the new namespace */
+            if (inner < 0)
+                _exit(1);
+            if (inner == 0)
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+            if (inner > 0) {
+                int st;
+                waitpid(inner, &st, 0);
+                _exit(0);
+            }
+        }
         ndshm_writer *w;
-        if (ndshm_writer_create(name, NULL, &w) != NDSHM_OK || publish_v_rc(w, 10) != NDSHM_OK)
+        ndshm_options o = NDSHM_OPTIONS_INIT;
+        o.flags = NDSHM_OPEN_OR_CREATE;
+        if (ndshm_writer_create(name, &o, &w) != NDSHM_OK || publish_v_rc(w, 10) != NDSHM_OK)
             _exit(1);
         write_all(ready[1], "r", 1);
         pause();
         _exit(0);
     }
     close(ready[1]); /* a child that dies early gives EOF, not a hang */
-    ready[1] = -1;
-    assert_int_equal(read_byte(ready[0]), 'r');
+    char c = read_byte(ready[0]);
+    *ready_fd = ready[0];
+    if (c == 'u') {
+        child_status(pid);
+        close(ready[0]);
+        return -1;
+    }
+    assert_int_equal(c, 'r');
+    return pid;
+}
+
+static void test_takeover_rules(void **state)
+{
+    (void)state;
+    const char *name = tu_name("rules");
+    int rfd;
+    pid_t pid = sitting_writer(name, 0, &rfd);
     ndshm_writer *w;
     assert_int_equal(ndshm_writer_open(name, NULL, &w), NDSHM_E_WRITER_ALIVE);
     assert_int_equal(ndshm_writer_create(name, NULL, &w), NDSHM_E_EXISTS);
     ndshm_options oc = NDSHM_OPTIONS_INIT;
     oc.flags = NDSHM_OPEN_OR_CREATE;
     assert_int_equal(ndshm_writer_create(name, &oc, &w), NDSHM_E_WRITER_ALIVE);
+    /* Forcing changes nothing: a live writer is never taken over (two writers would interleave
+     * their versions). */
+    ndshm_options of = NDSHM_OPTIONS_INIT;
+    of.flags = NDSHM_FORCE_TAKEOVER;
+    assert_int_equal(ndshm_writer_open(name, &of, &w), NDSHM_E_WRITER_ALIVE);
     ndshm_channel_info ci;
     assert_int_equal(ndshm_stat(name, &ci), NDSHM_OK);
     assert_int_equal(ci.writer_alive, 1);
     assert_int_equal(ci.writer_pid, pid);
-
-    /* The same pid with another start time is a recycled pid: the recorded writer is dead. */
-    struct ndshm__map cm = {0};
-    assert_int_equal(ndshm__map_ctl(name, 0, &cm, NULL), NDSHM_OK);
-    uint64_t ident = atomic_load(&((struct ndshm__ctl *)cm.base)->writer);
-    ndshm__unmap(&cm);
-    uint64_t start = ndshm__os->proc_start(pid);
-    assert_true(start != 0);
-    assert_int_equal(ident, (start & UINT32_MAX) << 32 | (uint64_t)pid);
-    uint64_t recycled = ((start + 1) & UINT32_MAX) << 32 | (uint64_t)pid;
-    set_writer_word(name, recycled);
-    assert_int_equal(ndshm_stat(name, &ci), NDSHM_OK);
-    assert_int_equal(ci.writer_alive, 0);
+    assert_false(ci.flags & NDSHM_ENTRY_OTHER_PIDNS);
+    assert_int_equal(ndshm_gc(NULL), NDSHM_OK);
+    assert_int_equal(tu_count_segments(name), 2); /* (other tests' dead channels may go) */
+    /* Dead: taken over at once, numbering continues. */
+    kill(pid, SIGKILL);
+    reap_killed(pid);
+    close(rfd);
     assert_int_equal(ndshm_writer_open(name, NULL, &w), NDSHM_OK);
     assert_int_equal(ndshm_writer_version(w), 1);
-    assert_int_equal(ndshm_writer_close(w), NDSHM_OK);
-
-    /* Back to the live identity: refused; forced takeover works and continues numbering. */
-    set_writer_word(name, ident);
-    assert_int_equal(ndshm_writer_open(name, NULL, &w), NDSHM_E_WRITER_ALIVE);
-    ndshm_options of = NDSHM_OPTIONS_INIT;
-    of.flags = NDSHM_FORCE_TAKEOVER;
-    assert_int_equal(ndshm_writer_open(name, &of, &w), NDSHM_OK);
     assert_int_equal(publish_v(w, 10), 2);
     assert_int_equal(ndshm_stat(name, &ci), NDSHM_OK);
     assert_int_equal(ci.writer_pid, getpid());
     assert_int_equal(ndshm_writer_close(w), NDSHM_OK);
+}
+
+/* A live writer in another pid namespace (containers sharing /dev/shm): its pid means nothing
+ * here, but its kernel lock does. It looks alive to readers, gc and would-be successors, and
+ * dead the moment it is killed. */
+static void test_writer_in_other_pid_namespace(void **state)
+{
+    (void)state;
+    const char *name = tu_name("pidns");
+    int rfd;
+    pid_t pid = sitting_writer(name, 1, &rfd);
+    if (pid < 0) {
+        print_message("unshare(CLONE_NEWPID) not permitted here: skipped\n");
+        skip();
+    }
+    ndshm_channel_info ci;
+    assert_int_equal(ndshm_stat(name, &ci), NDSHM_OK);
+    assert_int_equal(ci.writer_alive, 1);
+    assert_int_equal(ci.writer_pid, 1); /* its pid in its own namespace */
+    assert_true(ci.flags & NDSHM_ENTRY_OTHER_PIDNS);
+    ndshm_writer *w;
+    assert_int_equal(ndshm_writer_open(name, NULL, &w), NDSHM_E_WRITER_ALIVE);
+    assert_int_equal(ndshm_gc(NULL), NDSHM_OK);
+    assert_int_equal(tu_count_segments(name), 2);
+    ndshm_reader *r;
+    assert_int_equal(ndshm_reader_open(name, NULL, &r), NDSHM_OK);
+    assert_int_equal(ndshm_reader_writer_alive(r), 1);
+    ndshm_info info;
+    assert_int_equal(read_check(r, 0, &info), NDSHM_OK);
+    assert_false(info.flags & NDSHM_INFO_WRITER_GONE);
+    assert_int_equal(ndshm_wait(r, 50000000), NDSHM_TIMEOUT); /* not WRITER_GONE */
     kill(pid, SIGKILL);
     reap_killed(pid);
-    close(ready[0]);
+    close(rfd);
+    assert_int_equal(ndshm_wait(r, WAIT_NS), NDSHM_WRITER_GONE);
+    assert_int_equal(ndshm_writer_open(name, NULL, &w), NDSHM_OK);
+    assert_int_equal(publish_v(w, 10), 2);
+    assert_int_equal(ndshm_wait(r, WAIT_NS), NDSHM_OK);
+    assert_int_equal(read_check(r, 1, &info), NDSHM_OK);
+    assert_int_equal(info.version, 2);
+    ndshm_reader_close(r);
+    assert_int_equal(ndshm_writer_close(w), NDSHM_OK);
 }
 
 /* ----- readers killed at any point harm nothing ---------------------------------------------- */
@@ -637,7 +712,7 @@ static void test_reader_killed(void **state)
         last = info.version;
         assert_int_equal(ndshm_reader_writer_alive(r), 1);
     }
-    /* A reader killed asleep may leave `waiters` raised: publishing still never blocks. */
+    /* Readers killed asleep left their announcement: it costs at most one wake-up. */
     for (int i = 0; i < 100; i++)
         publish_v(w, 64);
     assert_int_equal(tu_count_segments(name), 2);
@@ -764,14 +839,16 @@ static void nospc_checks(const char *dir)
     assert_int_equal(ndshm_publish(w, NDSHM_UINT8, 1, shape, buf, NULL), NDSHM_E_NOSPC);
     void *p;
     assert_int_equal(ndshm_loan(w, NDSHM_UINT8, 1, shape, &p), NDSHM_E_NOSPC);
-    assert_int_equal(ndshm_writer_reserve(w, 16u << 20), NDSHM_OK);
-    assert_int_equal(publish_v_rc(w, 10), NDSHM_E_NOSPC);
+    /* A reservation that cannot be backed fails at once and changes nothing. */
+    assert_int_equal(ndshm_writer_reserve(w, 16u << 20), NDSHM_E_NOSPC);
     assert_int_equal(tu_count_segments(name), 2);
     assert_int_equal(dir_entries(dir), 2);
     free(buf);
     /* The channel keeps working at its current size. */
-    assert_int_equal(ndshm_writer_reserve(w, 4096), NDSHM_OK);
     assert_int_equal(publish_v(w, 4000), v + 1);
+    assert_int_equal(ndshm_writer_reserve(w, 8192), NDSHM_OK);
+    assert_int_equal(publish_v(w, 4000), v + 2);
+    v++;
     ndshm_reader *r;
     assert_int_equal(ndshm_reader_open(name, NULL, &r), NDSHM_OK);
     ndshm_info info;
@@ -845,45 +922,158 @@ static int maps_mentioning(const char *needle)
     return n;
 }
 
-static void test_permission_denied(void **state)
+static int mapped_for(const char *name)
+{
+    char needle[256];
+    snprintf(needle, sizeof needle, "ndshm.%s", name);
+    return maps_mentioning(needle);
+}
+
+/* In a child that dropped to (uid, gid): every check of another user's view of the channels.
+ * Returns 0 when all hold, else the number of the check that failed. */
+static int as_other_user(const char *priv, const char *p644, const char *p640, int in_group)
+{
+    ndshm_reader *r = NULL;
+    ndshm_channel_info ci;
+    ndshm_writer *cw = NULL;
+    ndshm_info info;
+    static unsigned char buf[1 << 20];
+    /* 0600: nothing at all, and nothing left mapped */
+    if (ndshm_reader_open(priv, NULL, &r) != NDSHM_E_PERM || r)
+        return 11;
+    if (ndshm_stat(priv, &ci) != NDSHM_E_PERM)
+        return 12;
+    if (ndshm_writer_open(priv, NULL, &cw) != NDSHM_E_PERM)
+        return 13;
+    if (mapped_for(priv) != 0)
+        return 14;
+    /* 0644: a reader with read permission only reads, waits, and cannot take over */
+    if (ndshm_reader_open(p644, NULL, &r) != NDSHM_OK)
+        return 15;
+    if (ndshm_read_latest(r, buf, sizeof buf, &info) != NDSHM_OK ||
+        !tu_check(buf, (size_t)info.nbytes, info.version))
+        return 16;
+    if (ndshm_wait(r, 20000000) != NDSHM_TIMEOUT)
+        return 17;
+    if (ndshm_writer_open(p644, NULL, &cw) != NDSHM_E_PERM)
+        return 18;
+    ndshm_reader_close(r);
+    /* no file of the channel can be opened for writing (so none can be truncated) */
+    char seg[NDSHM__SEG_MAX], path[512];
+    ndshm__ctl_name(seg, p644);
+    seg_path(path, sizeof path, seg);
+    if (open(path, O_RDWR) >= 0 || truncate(path, 0) == 0)
+        return 19;
+    if (ndshm_stat(p644, &ci) != NDSHM_OK || !tu_data_seg(p644, ci.generation, seg, sizeof seg))
+        return 20;
+    seg_path(path, sizeof path, seg);
+    if (open(path, O_RDWR) >= 0 || truncate(path, 0) == 0)
+        return 21;
+    /* 0640, group-shared */
+    int rc = ndshm_reader_open(p640, NULL, &r);
+    if (in_group ? rc != NDSHM_OK : rc != NDSHM_E_PERM)
+        return 22;
+    if (rc == NDSHM_OK) {
+        if (ndshm_read_latest(r, buf, sizeof buf, &info) != NDSHM_OK ||
+            !tu_check(buf, (size_t)info.nbytes, info.version))
+            return 23;
+        ndshm_reader_close(r);
+    }
+    return 0;
+}
+
+static pid_t run_as(uid_t uid, gid_t gid, const char *a, const char *b, const char *c, int in_group)
+{
+    pid_t pid = spawn();
+    if (pid == 0) {
+        if (setgroups(0, NULL) || setgid(gid) || setuid(uid))
+            _exit(10);
+        _exit(as_other_user(a, b, c, in_group));
+    }
+    return pid;
+}
+
+/* Another user as a reader: needs read permission only, gets nothing without it, can open
+ * nothing for writing. A group member reads a 0640 channel; others do not. */
+static void test_other_users(void **state)
 {
     (void)state;
     if (geteuid() != 0)
         skip(); /* dropping to another uid needs root */
-    const char *name = tu_name("perm");
-    ndshm_writer *w;
-    assert_int_equal(ndshm_writer_create(name, NULL, &w), NDSHM_OK); /* default mode 0600 */
+    private_dir_enter("users");
+    assert_int_equal(chmod(private_dir, 01777), 0); /* like /dev/shm */
+    const char *priv = tu_name("perm"), *p644 = tu_name("perm644"), *p640 = tu_name("perm640");
+    ndshm_writer *w, *w2, *w3;
+    assert_int_equal(ndshm_writer_create(priv, NULL, &w), NDSHM_OK); /* default mode 0600 */
     publish_v(w, 100);
-    const char *name644 = tu_name("perm644");
     ndshm_options o = NDSHM_OPTIONS_INIT;
     o.mode = 0644;
-    ndshm_writer *w2;
-    assert_int_equal(ndshm_writer_create(name644, &o, &w2), NDSHM_OK);
+    assert_int_equal(ndshm_writer_create(p644, &o, &w2), NDSHM_OK);
     publish_v(w2, 100);
-    pid_t pid = spawn();
-    if (pid == 0) {
-        if (setgroups(0, NULL) || setgid(65534) || setuid(65534))
-            _exit(10);
-        ndshm_reader *r = NULL;
-        if (ndshm_reader_open(name, NULL, &r) != NDSHM_E_PERM || r)
-            _exit(11);
-        ndshm_channel_info ci;
-        if (ndshm_stat(name, &ci) != NDSHM_E_PERM)
-            _exit(12);
-        ndshm_writer *cw = NULL;
-        if (ndshm_writer_open(name, NULL, &cw) != NDSHM_E_PERM)
-            _exit(13);
-        /* Readable but not writable (0644): still refused, and nothing stays mapped. */
-        int before = maps_mentioning(name644); /* the writer's, inherited from the parent */
-        if (ndshm_reader_open(name644, NULL, &r) != NDSHM_E_PERM)
-            _exit(14);
-        if (maps_mentioning(name644) != before)
-            _exit(15);
-        _exit(0);
-    }
-    assert_int_equal(child_status(pid), 0);
+    o.mode = 0660; /* group write is dropped: readers need none */
+    assert_int_equal(ndshm_writer_create(p640, &o, &w3), NDSHM_OK);
+    char seg[NDSHM__SEG_MAX], path[512];
+    ndshm__ctl_name(seg, p640);
+    seg_path(path, sizeof path, seg);
+    assert_int_equal(chown(path, 0, 4242), 0); /* share with group 4242 */
+    publish_v(w3, 70000); /* re-allocates: the new data segment follows the group */
+    assert_int_equal(tu_data_seg(p640, 2, seg, sizeof seg), 1);
+    seg_path(path, sizeof path, seg);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_gid, 4242);
+    assert_int_equal(st.st_mode & 07777, 0640);
+    assert_int_equal(child_status(run_as(65534, 4242, priv, p644, p640, 1)), 0);
+    assert_int_equal(child_status(run_as(65533, 65533, priv, p644, p640, 0)), 0);
     assert_int_equal(ndshm_writer_close(w), NDSHM_OK);
     assert_int_equal(ndshm_writer_close(w2), NDSHM_OK);
+    assert_int_equal(ndshm_writer_close(w3), NDSHM_OK);
+    private_dir_leave();
+}
+
+/* What a hostile reader can write is the wait page only. Scribbling over all of it (as a
+ * reader with access would) never faults the writer, never changes what readers read, and
+ * costs sleepers at most their sleep slice. */
+static void test_hostile_wait_page(void **state)
+{
+    (void)state;
+    const char *name = tu_name("hostile");
+    ndshm_options o = NDSHM_OPTIONS_INIT;
+    o.mode = 0644;
+    ndshm_writer *w;
+    assert_int_equal(ndshm_writer_create(name, &o, &w), NDSHM_OK);
+    publish_v(w, 100);
+    struct ndshm__ctlh h = NDSHM__CTLH_INIT;
+    assert_int_equal(ndshm__ctl_open(name, 0, 0, &h), NDSHM_OK);
+    int id = atomic_load(&ndshm__ctlh_ctl(&h)->wait_id);
+    ndshm__ctl_close(&h);
+    assert_true(id >= 0);
+    pid_t pid = spawn();
+    if (pid == 0) {
+        if (geteuid() == 0 && (setgroups(0, NULL) || setgid(65534) || setuid(65534)))
+            _exit(10);
+        void *pg = shmat(id, NULL, 0); /* 0644 channel: others may announce sleeps */
+        if (pg == (void *)-1)
+            _exit(11);
+        for (int i = 0; i < 2000; i++) {
+            memset(pg, i & 1 ? 0xff : 0, NDSHM__PAGE);
+            if (shmctl(id, IPC_RMID, NULL) == 0) /* not theirs to remove */
+                _exit(12);
+        }
+        _exit(0);
+    }
+    ndshm_reader *r;
+    assert_int_equal(ndshm_reader_open(name, NULL, &r), NDSHM_OK);
+    ndshm_info info;
+    for (int i = 0; i < 200; i++) {
+        uint64_t v = publish_v(w, tu_size_for((uint64_t)i, 1, 5000));
+        assert_int_equal(ndshm_wait(r, WAIT_NS), NDSHM_OK);
+        assert_int_equal(read_check(r, 0, &info), NDSHM_OK);
+        assert_int_equal(info.version, v);
+    }
+    assert_int_equal(child_status(pid), 0);
+    ndshm_reader_close(r);
+    assert_int_equal(ndshm_writer_close(w), NDSHM_OK);
 }
 
 static void assert_mode(const char *seg, unsigned mode)
@@ -901,28 +1091,28 @@ static void test_modes(void **state)
     mode_t old = umask(077); /* the chosen mode is exact, not masked by the umask */
     const char *name = tu_name("mode660");
     ndshm_options o = NDSHM_OPTIONS_INIT;
-    o.mode = 0660;
+    o.mode = 0660; /* asked for group write: readers need none, so the files get 0640 */
     o.capacity = 4096;
     ndshm_writer *w;
     assert_int_equal(ndshm_writer_create(name, &o, &w), NDSHM_OK);
     char seg[NDSHM__SEG_MAX];
     ndshm__ctl_name(seg, name);
-    assert_mode(seg, 0660);
-    ndshm__data_name(seg, name, 1);
-    assert_mode(seg, 0660);
+    assert_mode(seg, 0640);
+    assert_true(tu_data_seg(name, 1, seg, sizeof seg));
+    assert_mode(seg, 0640);
     publish_v(w, 100000); /* re-allocation keeps the mode */
-    ndshm__data_name(seg, name, 2);
-    assert_mode(seg, 0660);
+    assert_true(tu_data_seg(name, 2, seg, sizeof seg));
+    assert_mode(seg, 0640);
     ndshm_channel_info ci;
     assert_int_equal(ndshm_stat(name, &ci), NDSHM_OK);
-    assert_int_equal(ci.mode, 0660);
+    assert_int_equal(ci.mode, 0640);
     assert_int_equal(ndshm_writer_close(w), NDSHM_OK);
 
     const char *def = tu_name("mode600");
     assert_int_equal(ndshm_writer_create(def, NULL, &w), NDSHM_OK);
     ndshm__ctl_name(seg, def);
     assert_mode(seg, 0600);
-    ndshm__data_name(seg, def, 1);
+    assert_true(tu_data_seg(def, 1, seg, sizeof seg));
     assert_mode(seg, 0600);
     assert_int_equal(ndshm_writer_close(w), NDSHM_OK);
     umask(old);
@@ -997,11 +1187,13 @@ int main(void)
         cmocka_unit_test_setup(test_kill_between_head_and_gen, setup),
         cmocka_unit_test_setup(test_kill_in_publish_loop, setup),
         cmocka_unit_test_setup(test_takeover_rules, setup),
+        cmocka_unit_test_setup(test_writer_in_other_pid_namespace, setup),
         cmocka_unit_test_setup(test_reader_killed, setup),
         cmocka_unit_test_setup(test_gc_only_dead, setup),
         cmocka_unit_test_setup(test_tmpfs_full, setup),
         cmocka_unit_test_setup(test_nospc_injected, setup),
-        cmocka_unit_test_setup(test_permission_denied, setup),
+        cmocka_unit_test_setup(test_other_users, setup),
+        cmocka_unit_test_setup(test_hostile_wait_page, setup),
         cmocka_unit_test_setup(test_modes, setup),
         cmocka_unit_test_setup(test_reader_mapping_readonly, setup),
     };

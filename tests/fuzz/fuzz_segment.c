@@ -8,7 +8,7 @@
  * parses shared memory runs on them: reader open, read_latest / read_next (copy and owned),
  * views, wait, writer liveness, stat, list, gc and a writer takeover (repair) followed by a
  * publish. None may crash, hang or trip a sanitizer. A leading 0xfe feeds the rest to the
- * other parser of untrusted bytes, /proc/<pid>/stat (the writer's start time).
+ * other parsers of untrusted text: directory entry names, dtype strings, channel names.
  *
  * Input format (patch mode): repeated records [kind][off_lo][off_hi][len] bytes[len % 16 + 1]
  *   kind % 4 == 0: patch the control segment at off % 4096
@@ -131,7 +131,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         abort();
     memcpy(tmpl_ctl, c, n);
     free(c);
-    tmpl_data = read_file("ndshm." NAME "@1", &tmpl_data_size);
+    char seg[NDSHM__SEG_MAX];
+    const struct ndshm__ctl *tc = (const void *)tmpl_ctl;
+    ndshm__data_name(seg, NAME, 1, tc->token[1]);
+    tmpl_data = read_file(seg, &tmpl_data_size);
     buf_data = malloc(2 * tmpl_data_size + 1);
     readbuf = malloc(READBUF);
     if (!buf_data || !readbuf)
@@ -211,14 +214,14 @@ static uint64_t le64(const unsigned char *p)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size >= 1 && data[0] == 0xfe) { /* /proc/<pid>/stat parser, name and dtype parsers */
-        uint64_t start;
-        (void)ndshm__proc_start_parse((const char *)data + 1, size - 1, &start);
-        char s[64];
+    if (size >= 1 && data[0] == 0xfe) { /* entry-name, dtype and name parsers */
+        char s[256], name[NDSHM_NAME_MAX + 1];
+        uint64_t g, t;
         size_t n = size - 1 < sizeof s - 1 ? size - 1 : sizeof s - 1;
         memcpy(s, data + 1, n);
         s[n] = 0;
         ndshm_dtype dt;
+        (void)ndshm__parse_entry(s, name, &g, &t);
         (void)ndshm_dtype_parse(s, &dt);
         (void)ndshm_name_check(s);
         return 0;
@@ -270,15 +273,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     /* The data segment goes where the (patched) control segment says it is. */
+    size_t tok_off = offsetof(struct ndshm__ctl, token);
     uint64_t gen = ctl_size >= offsetof(struct ndshm__ctl, gen) + 8
                        ? le64(buf_ctl + offsetof(struct ndshm__ctl, gen))
                        : 1;
+    uint64_t tok[2] = {0, 0};
+    if (ctl_size >= tok_off + 16) {
+        tok[0] = le64(buf_ctl + tok_off);
+        tok[1] = le64(buf_ctl + tok_off + 8);
+    }
     char seg[NDSHM__SEG_MAX];
-    ndshm__data_name(seg, NAME, gen);
+    ndshm__data_name(seg, NAME, gen, tok[gen % 2]);
     if (write_file("ndshm." NAME, buf_ctl, ctl_size) || write_file(seg, buf_data, data_size))
         abort();
     if (gen != 2) { /* and a copy of it as generation 2, for re-map paths */
-        ndshm__data_name(seg, NAME, 2);
+        ndshm__data_name(seg, NAME, 2, tok[0]);
         if (write_file(seg, buf_data, data_size))
             abort();
     }

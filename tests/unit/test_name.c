@@ -34,10 +34,65 @@ static void segment_names_never_collide(void **state)
     (void)state;
     char a[NDSHM__SEG_MAX], b[NDSHM__SEG_MAX];
     ndshm__ctl_name(a, "cam.1.5");
-    ndshm__data_name(b, "cam.1", 5);
+    ndshm__data_name(b, "cam.1", 5, UINT64_C(0x00ab00cd00ef0011));
     assert_string_not_equal(a, b);
     assert_string_equal(a, "ndshm.cam.1.5");
-    assert_string_equal(b, "ndshm.cam.1@5");
+    assert_string_equal(b, "ndshm.cam.1@5.00ab00cd00ef0011");
+    /* the directory listing parses both back */
+    char name[NDSHM_NAME_MAX + 1];
+    uint64_t gen = 0, token = 0;
+    assert_int_equal(ndshm__parse_entry(a + 0, name, &gen, &token), 1);
+    assert_string_equal(name, "cam.1.5");
+    assert_int_equal(ndshm__parse_entry(b, name, &gen, &token), 2);
+    assert_string_equal(name, "cam.1");
+    assert_int_equal(gen, 5);
+    assert_int_equal(token, UINT64_C(0x00ab00cd00ef0011));
+    /* layout-1 data names (no token) are still recognised, for gc and unlink */
+    assert_int_equal(ndshm__parse_entry("ndshm.cam@7", name, &gen, &token), 2);
+    assert_int_equal(gen, 7);
+    assert_int_equal(token, 0);
+    const char *junk[] = {"ndshm.",      "ndshm.cam@",
+                          "ndshm.cam@x", "ndshm.cam@5.12",
+                          "other",       "ndshm.cam@5.00ab00cd00ef00zz",
+                          "ndshm.a/b",   "ndshm.cam@99999999999999999999"};
+    for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++)
+        assert_int_equal(ndshm__parse_entry(junk[i], name, &gen, &token), 0);
+}
+
+/* An NDSHM_DIR that is set but relative or longer than 255 characters is refused by every
+ * entry point with NDSHM_E_DIR, never silently replaced by /dev/shm. */
+static void bad_dir_refused(void **state)
+{
+    (void)state;
+    const char *saved = getenv("NDSHM_DIR");
+    char keep[512] = "";
+    if (saved)
+        snprintf(keep, sizeof keep, "%s", saved);
+    char longdir[300];
+    memset(longdir, 'a', sizeof longdir - 1);
+    longdir[0] = '/';
+    longdir[sizeof longdir - 1] = 0;
+    const char *bad[] = {"relative/dir", longdir};
+    for (size_t i = 0; i < 2; i++) {
+        setenv("NDSHM_DIR", bad[i], 1);
+        ndshm_writer *w = NULL;
+        ndshm_reader *r = NULL;
+        ndshm_channel_info ci, *list = NULL;
+        size_t n = 0;
+        assert_int_equal(ndshm_writer_create("ok", NULL, &w), NDSHM_E_DIR);
+        assert_int_equal(ndshm_writer_open("ok", NULL, &w), NDSHM_E_DIR);
+        assert_int_equal(ndshm_reader_open("ok", NULL, &r), NDSHM_E_DIR);
+        assert_int_equal(ndshm_stat("ok", &ci), NDSHM_E_DIR);
+        assert_int_equal(ndshm_unlink("ok"), NDSHM_E_DIR);
+        assert_int_equal(ndshm_list(&list, &n), NDSHM_E_DIR);
+        assert_int_equal(ndshm_gc(NULL), NDSHM_E_DIR);
+        assert_null(w);
+        assert_null(r);
+    }
+    if (saved)
+        setenv("NDSHM_DIR", keep, 1);
+    else
+        unsetenv("NDSHM_DIR");
 }
 
 static void bad_names_refused_everywhere(void **state)
@@ -88,35 +143,30 @@ static void options(void **state)
     assert_int_equal(ndshm__options_read(&in, &out), NDSHM_OK);
     assert_int_equal(out.slots, 9);
     assert_int_equal(out.retries, 64);
+    in = (ndshm_options)NDSHM_OPTIONS_INIT;
+    in.growth = NDSHM_GROW_FIXED + 1;
+    assert_int_equal(ndshm__options_read(&in, &out), NDSHM_E_INVAL);
+    in.growth = NDSHM_GROW_EXACT;
+    in.flags = NDSHM_PERSISTENT | NDSHM_AWAIT_WRITER;
+    assert_int_equal(ndshm__options_read(&in, &out), NDSHM_OK);
+    assert_int_equal(out.growth, NDSHM_GROW_EXACT);
     /* geometry limits */
     struct ndshm__geom g;
-    assert_int_equal(ndshm__geom_plan(0, 64, &g), NDSHM_E_LIMIT);
-    assert_int_equal(ndshm__geom_plan(NDSHM_MAX_SLOTS, NDSHM_MAX_CAPACITY, &g), NDSHM_E_LIMIT);
-    assert_int_equal(ndshm__geom_plan(3, 1, &g), NDSHM_OK);
+    assert_int_equal(ndshm__geom_plan(0, 64, 0, &g), NDSHM_E_LIMIT);
+    assert_int_equal(ndshm__geom_plan(NDSHM_MAX_SLOTS, NDSHM_MAX_CAPACITY, 0, &g), NDSHM_E_LIMIT);
+    assert_int_equal(ndshm__geom_plan(3, 64, NDSHM_META_MAX + 1, &g), NDSHM_E_LIMIT);
+    assert_int_equal(ndshm__geom_plan(3, 1, 0, &g), NDSHM_OK);
     assert_int_equal(g.slot_capacity, 64);
-    assert_int_equal(ndshm__geom_plan(3, 6220800, &g), NDSHM_OK);
+    assert_int_equal(g.payload_offset, NDSHM__SLOT_HDR);
+    assert_int_equal(ndshm__geom_plan(3, 1, 100, &g), NDSHM_OK);
+    assert_int_equal(g.meta_capacity, 128);
+    assert_int_equal(g.payload_offset, NDSHM__SLOT_HDR + 128);
+    assert_int_equal(ndshm__geom_plan(3, 6220800, 0, &g), NDSHM_OK);
     assert_int_equal(g.payload_offset % 4096, 0);
     assert_int_equal((g.slots_offset + g.payload_offset) % 4096, 0);
     assert_int_equal(g.slot_stride % 4096, 0);
-}
-
-static void proc_start_parser(void **state)
-{
-    (void)state;
-    uint64_t st = 0;
-    const char *s = "1234 (a (weird) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 "
-                    "1 0 987654 1000 10";
-    assert_int_equal(ndshm__proc_start_parse(s, strlen(s), &st), 0);
-    assert_int_equal(st, 987654);
-    const char *trunc = "1234 (x) S 1 2 3";
-    assert_int_equal(ndshm__proc_start_parse(trunc, strlen(trunc), &st), -1);
-    assert_int_equal(ndshm__proc_start_parse("garbage", 7, &st), -1);
-    /* our own start time is readable and stable */
-    uint64_t a = ndshm__os->proc_start(ndshm__self_pid());
-    uint64_t b = ndshm__os->proc_start(ndshm__self_pid());
-    assert_true(a > 0);
-    assert_int_equal(a, b);
-    assert_int_equal(ndshm__os->proc_start(-5), 0);
+    assert_int_equal(ndshm__geom_plan(3, 6220800, 5000, &g), NDSHM_OK);
+    assert_int_equal(g.payload_offset, 8192); /* header + metadata, then page aligned */
 }
 
 int main(void)
@@ -127,7 +177,7 @@ int main(void)
         cmocka_unit_test(segment_names_never_collide),
         cmocka_unit_test(bad_names_refused_everywhere),
         cmocka_unit_test(options),
-        cmocka_unit_test(proc_start_parser),
+        cmocka_unit_test(bad_dir_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <urcu/urcu-bp.h>
 
 #include "internal.h"
 #include "testutil.h"
@@ -37,7 +38,7 @@ static void *map_rw(const char *name, uint64_t gen, size_t *size)
 {
     char seg[NDSHM__SEG_MAX], path[512];
     if (gen)
-        ndshm__data_name(seg, name, gen);
+        assert_true(tu_data_seg(name, gen, seg, sizeof seg));
     else
         ndshm__ctl_name(seg, name);
     seg_path(path, sizeof path, seg);
@@ -127,11 +128,77 @@ static void corrupted_control_fields(void **state)
     c->ctl_size = 12;
     assert_int_equal(open_status(name), NDSHM_E_CORRUPT);
     c->ctl_size = NDSHM__CTL_SIZE;
-    atomic_store(&c->gen, 77); /* no such data segment */
-    assert_int_equal(open_status(name), NDSHM_E_NOENT);
+    /* no such data segment: the channel exists but is broken ("no channel" would be a lie) */
+    atomic_store(&c->gen, 77);
+    assert_int_equal(open_status(name), NDSHM_E_CORRUPT);
+    ndshm_channel_info ci;
+    assert_int_equal(ndshm_stat(name, &ci), NDSHM_E_CORRUPT);
     atomic_store(&c->gen, 1);
+    uint64_t tok = atomic_load(&c->token[1]);
+    atomic_store(&c->token[1], tok ^ 2); /* names a file that is not there */
+    assert_int_equal(open_status(name), NDSHM_E_CORRUPT);
+    atomic_store(&c->token[1], tok);
     assert_int_equal(open_status(name), NDSHM_OK);
+    /* an older layout of ours is recognised as such */
+    uint64_t magic = c->magic;
+    c->magic = UINT64_C(0x314c54434d48534e); /* "NSHMCTL1" */
+    assert_int_equal(open_status(name), NDSHM_E_LAYOUT);
+    c->magic = magic;
     munmap(c, size);
+    ndshm_writer_close(w);
+    assert_int_equal(ndshm_unlink(name), NDSHM_OK);
+}
+
+/* Files planted under a channel's name, or made writable by others, are refused without
+ * hanging and without harm. */
+static void untrusted_files(void **state)
+{
+    (void)state;
+    const char *name = tu_name("untrusted");
+    char seg[NDSHM__SEG_MAX], path[512];
+    ndshm__ctl_name(seg, name);
+    seg_path(path, sizeof path, seg);
+    /* a FIFO: every call returns at once (O_NONBLOCK) with E_UNTRUSTED */
+    assert_int_equal(mkfifo(path, 0600), 0);
+    assert_int_equal(open_status(name), NDSHM_E_UNTRUSTED);
+    ndshm_channel_info ci, *list = NULL;
+    size_t n = 0;
+    assert_int_equal(ndshm_stat(name, &ci), NDSHM_E_UNTRUSTED);
+    assert_int_equal(ndshm_list(&list, &n), NDSHM_OK);
+    ndshm_list_free(list);
+    assert_int_equal(ndshm_gc(NULL), NDSHM_OK);
+    ndshm_writer *w = NULL;
+    assert_int_equal(ndshm_writer_open(name, NULL, &w), NDSHM_E_UNTRUSTED);
+    assert_int_equal(ndshm_writer_create(name, NULL, &w), NDSHM_E_EXISTS);
+    assert_int_equal(unlink(path), 0);
+    /* a directory */
+    assert_int_equal(mkdir(path, 0700), 0);
+    assert_int_equal(open_status(name), NDSHM_E_UNTRUSTED);
+    assert_int_equal(rmdir(path), 0);
+    /* a real channel whose control segment someone made group-writable: refused (a group
+     * member could truncate it under its readers) */
+    assert_int_equal(ndshm_writer_create(name, NULL, &w), NDSHM_OK);
+    assert_int_equal(open_status(name), NDSHM_OK);
+    assert_int_equal(chmod(path, 0660), 0);
+    assert_int_equal(open_status(name), NDSHM_E_UNTRUSTED);
+    assert_int_equal(chmod(path, 0600), 0);
+    /* a data segment writable by others, or owned by someone else */
+    char dseg[NDSHM__SEG_MAX], dpath[512];
+    assert_true(tu_data_seg(name, 1, dseg, sizeof dseg));
+    seg_path(dpath, sizeof dpath, dseg);
+    assert_int_equal(chmod(dpath, 0602), 0);
+    assert_int_equal(open_status(name), NDSHM_E_UNTRUSTED);
+    assert_int_equal(chmod(dpath, 0600), 0);
+    if (geteuid() == 0) {
+        assert_int_equal(chown(dpath, 65534, 65534), 0);
+        assert_int_equal(open_status(name), NDSHM_E_UNTRUSTED);
+        assert_int_equal(chown(dpath, 0, 0), 0);
+    }
+    assert_int_equal(open_status(name), NDSHM_OK);
+    /* the writer's own files: no group/other write bits even when asked for */
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 022, 0);
     ndshm_writer_close(w);
     assert_int_equal(ndshm_unlink(name), NDSHM_OK);
 }
@@ -152,7 +219,7 @@ static void corrupted_data_header(void **state)
         d->field = saved.field;                                                                    \
     } while (0)
     EXPECT_CORRUPT(magic, 1, NDSHM_E_MAGIC);
-    EXPECT_CORRUPT(layout, 2, NDSHM_E_LAYOUT);
+    EXPECT_CORRUPT(layout, 3, NDSHM_E_LAYOUT);
     EXPECT_CORRUPT(slot_count, 0, NDSHM_E_CORRUPT);
     EXPECT_CORRUPT(slot_count, 1000000, NDSHM_E_CORRUPT);
     EXPECT_CORRUPT(slot_count, saved.slot_count + 1, NDSHM_E_CORRUPT); /* past the file */
@@ -164,11 +231,17 @@ static void corrupted_data_header(void **state)
     EXPECT_CORRUPT(generation, 2, NDSHM_E_CORRUPT);
     EXPECT_CORRUPT(first_version, 0, NDSHM_E_CORRUPT);
     EXPECT_CORRUPT(hdr_size, 1, NDSHM_E_CORRUPT);
+    EXPECT_CORRUPT(meta_capacity, 100, NDSHM_E_CORRUPT); /* not whole lines */
+    EXPECT_CORRUPT(meta_capacity, NDSHM_META_MAX * 2, NDSHM_E_CORRUPT);
+    EXPECT_CORRUPT(meta_capacity, saved.payload_offset, NDSHM_E_CORRUPT); /* overlaps payload */
+    /* another instance's segment (a removed and re-created namesake, or a planted copy) */
+    EXPECT_CORRUPT(nonce, saved.nonce ^ 1, NDSHM_E_UNTRUSTED);
+    EXPECT_CORRUPT(token, saved.token ^ 2, NDSHM_E_UNTRUSTED);
     assert_int_equal(open_status(name), NDSHM_OK);
     munmap(d, size);
     /* truncated data segment */
     char seg[NDSHM__SEG_MAX], path[512];
-    ndshm__data_name(seg, name, 1);
+    assert_true(tu_data_seg(name, 1, seg, sizeof seg));
     seg_path(path, sizeof path, seg);
     assert_int_equal(truncate(path, 100), 0);
     assert_int_equal(open_status(name), NDSHM_E_CORRUPT);
@@ -189,9 +262,14 @@ static void corrupted_slot_header(void **state)
     tu_fill(data, sizeof data, 1);
     assert_int_equal(ndshm_publish(w, NDSHM_UINT8, 1, shape, data, NULL), NDSHM_OK);
     size_t size;
-    void *base = map_rw(name, 1, &size);
+    uint64_t gen = ndshm_writer_version(w) ? 0 : 0;
+    ndshm_channel_info ci;
+    assert_int_equal(ndshm_stat(name, &ci), NDSHM_OK);
+    gen = ci.generation;
+    void *base = map_rw(name, gen, &size);
     struct ndshm__geom g;
-    assert_int_equal(ndshm__validate_data(base, size, 1, &g), NDSHM_OK);
+    const struct ndshm__data *dh = base;
+    assert_int_equal(ndshm__validate_data(base, size, gen, dh->nonce, dh->token, &g), NDSHM_OK);
     struct ndshm__slot *s = ndshm__slot_at(base, &g, 1);
     struct ndshm__slot saved = *(struct ndshm__slot *)s;
     ndshm_info info;
@@ -203,13 +281,14 @@ static void corrupted_slot_header(void **state)
         assert_int_equal(ndshm_view_latest(r, &view), NDSHM_E_CORRUPT);                            \
         s->field = saved.field;                                                                    \
     } while (0)
-    SLOT_CORRUPT(nbytes, g.slot_capacity + 1);
-    SLOT_CORRUPT(nbytes, 99);
     SLOT_CORRUPT(ndim, 33);
     SLOT_CORRUPT(ndim, UINT32_MAX);
     SLOT_CORRUPT(dtype, 0);
     SLOT_CORRUPT(dtype, 1000);
-    SLOT_CORRUPT(shape[0], UINT64_MAX);
+    SLOT_CORRUPT(shape[0], UINT64_MAX);          /* overflows */
+    SLOT_CORRUPT(shape[0], g.slot_capacity + 1); /* larger than the slot */
+    SLOT_CORRUPT(meta_len, g.meta_capacity + 1); /* more metadata than the slot holds */
+    SLOT_CORRUPT(meta_len, UINT32_MAX);
     /* a slot whose version is not the head one: never accepted, reported as contention */
     s->version = 7;
     assert_int_equal(ndshm_read_latest(r, buf, sizeof buf, &info), NDSHM_CONTENDED);
@@ -242,9 +321,13 @@ static int bad_open(const char *seg, int create, int writable, uint32_t mode)
     return ndshm__os_linux.open(seg, create, writable, mode);
 }
 
+/* Swapping tables races with liburcu's call_rcu thread, which may still be unmapping a reader's
+ * old mapping through the current table (a data race ThreadSanitizer reported): wait for every
+ * queued callback to finish before the table changes. */
 static int install_faults(void **state)
 {
     (void)state;
+    urcu_bp_barrier();
     faulty = ndshm__os_linux;
     faulty.fallocate = bad_fallocate;
     faulty.open = bad_open;
@@ -257,6 +340,7 @@ static int install_faults(void **state)
 static int remove_faults(void **state)
 {
     (void)state;
+    urcu_bp_barrier();
     ndshm__os_set(NULL);
     return 0;
 }
@@ -309,6 +393,51 @@ static void nospc_at_reallocation(void **state)
     assert_int_equal(ndshm_unlink(name), NDSHM_OK);
 }
 
+/* A reservation the file system cannot hold is refused at once, changes nothing, and never
+ * wedges later publishes; a cancelled loan keeps a reservation that succeeded. */
+static void reserve_nospc_and_cancel(void **state)
+{
+    (void)state;
+    const char *name = tu_name("reserve");
+    ndshm_writer *w;
+    ndshm_reader *r;
+    assert_int_equal(ndshm_writer_create(name, NULL, &w), NDSHM_OK);
+    assert_int_equal(ndshm_reader_open(name, NULL, &r), NDSHM_OK);
+    static unsigned char data[3000], buf[3000];
+    uint64_t shape[1] = {sizeof data}, v = 0;
+    tu_fill(data, sizeof data, 1);
+    assert_int_equal(ndshm_publish(w, NDSHM_UINT8, 1, shape, data, &v), NDSHM_OK);
+    fail_fallocate_after = 1;
+    assert_int_equal(ndshm_writer_reserve(w, 1 << 20), NDSHM_E_NOSPC);
+    assert_int_equal(tu_count_segments(name), 2);
+    for (uint64_t k = 2; k <= 5; k++) { /* publishes carry on in the current segment */
+        tu_fill(data, sizeof data, k);
+        assert_int_equal(ndshm_publish(w, NDSHM_UINT8, 1, shape, data, &v), NDSHM_OK);
+        assert_int_equal(v, k);
+    }
+    ndshm_channel_info ci;
+    assert_int_equal(ndshm_stat(name, &ci), NDSHM_OK);
+    uint64_t gen = ci.generation;
+    /* a reservation that works, then a loan that is cancelled: the reservation stays */
+    assert_int_equal(ndshm_writer_reserve(w, 1 << 20), NDSHM_OK);
+    void *p;
+    assert_int_equal(ndshm_loan(w, NDSHM_UINT8, 1, shape, &p), NDSHM_OK);
+    assert_int_equal(ndshm_cancel(w), NDSHM_OK);
+    tu_fill(data, sizeof data, 6);
+    assert_int_equal(ndshm_publish(w, NDSHM_UINT8, 1, shape, data, &v), NDSHM_OK);
+    assert_int_equal(ndshm_stat(name, &ci), NDSHM_OK);
+    assert_int_equal(ci.generation, gen + 1);
+    assert_true(ci.capacity >= (1 << 20));
+    ndshm_info info;
+    assert_int_equal(ndshm_read_latest(r, buf, sizeof buf, &info), NDSHM_OK);
+    assert_int_equal(info.version, 6);
+    assert_true(tu_check(buf, sizeof data, 6));
+    assert_int_equal(tu_count_segments(name), 2);
+    ndshm_reader_close(r);
+    ndshm_writer_close(w);
+    assert_int_equal(ndshm_unlink(name), NDSHM_OK);
+}
+
 static void permission_denied(void **state)
 {
     (void)state;
@@ -335,8 +464,10 @@ int main(void)
         cmocka_unit_test(corrupted_control_fields),
         cmocka_unit_test(corrupted_data_header),
         cmocka_unit_test(corrupted_slot_header),
+        cmocka_unit_test(untrusted_files),
         cmocka_unit_test_setup_teardown(nospc_at_create, install_faults, remove_faults),
         cmocka_unit_test_setup_teardown(nospc_at_reallocation, install_faults, remove_faults),
+        cmocka_unit_test_setup_teardown(reserve_nospc_and_cancel, install_faults, remove_faults),
         cmocka_unit_test_setup_teardown(permission_denied, install_faults, remove_faults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
