@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "array_internal.h" /* shared arrays: the other kind of name */
 
 /* Split a directory entry into a channel name and (for data segments) a generation.
  * Returns 1 for a control segment, 2 for a data segment, 0 for anything else. */
@@ -85,7 +86,7 @@ int ndshm_stat(const char *name, ndshm_channel_info *out)
     struct ndshm__map cm = {0};
     uint32_t mode = 0;
     if ((rc = ndshm__map_ctl(name, 0, &cm, &mode)) != NDSHM_OK)
-        return rc;
+        return rc == NDSHM_E_KIND ? ndshm__array_stat_entry(name, out) : rc; /* array.c */
     struct ndshm__ctl *c = cm.base;
     ndshm_channel_info ci;
     memset(&ci, 0, sizeof ci);
@@ -229,6 +230,8 @@ int ndshm_gc(size_t *removed)
         return rc;
     size_t count = 0;
     for (size_t i = 0; i < n; i++) {
+        if (items[i].kind == NDSHM_KIND_ARRAY)
+            continue; /* an array has no writer that can die: only ndshm_unlink removes it */
         /* Re-check liveness right before removing: never touch a channel whose writer lives. */
         struct ndshm__map cm = {0};
         int st = ndshm__map_ctl(items[i].name, 0, &cm, NULL);

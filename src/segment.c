@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "internal.h"
+#include "array_internal.h" /* shared arrays: the other kind of name */
 
 int ndshm_name_check(const char *name)
 {
@@ -124,7 +125,7 @@ int ndshm__validate_ctl(const void *base, uint64_t size, const char *name)
     if (c->magic == 0 && c->layout == 0)
         return NDSHM_E_NOT_READY; /* sized (zero pages), header not yet written */
     if (c->magic != NDSHM__CTL_MAGIC)
-        return NDSHM_E_MAGIC;
+        return c->magic == NDSHM__ARR_MAGIC ? NDSHM_E_KIND : NDSHM_E_MAGIC; /* a shared array */
     if (c->layout != NDSHM__LAYOUT)
         return NDSHM_E_LAYOUT;
     /* Pairs with the release store of `ready` in ndshm__create_ctl(): once we see it, every

@@ -367,6 +367,7 @@ NDSHM_API uint64_t ndshm_now_ns(void);
 /** Library version, "MAJOR.MINOR.PATCH". */
 NDSHM_API const char *ndshm_version(void);
 
+#include "ndshm/array.h"
 #include "ndshm/npy.h"
 #include "ndshm/wire.h"
 
