@@ -2,7 +2,6 @@
  * Listing, inspecting and removing arrays are `ndshm ls`, `stat`, `cat` and `rm`. */
 #include <errno.h>
 #include <getopt.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -108,9 +107,8 @@ static int parse_real(const char *s, double *v)
     if (!s || !*s)
         return -1;
     char *end;
-    errno = 0;
-    double x = strtod(s, &end);
-    if (*end || (errno == ERANGE && x != 0 && !isinf(x)))
+    double x = strtod(s, &end); /* ERANGE: the nearest value (0, a subnormal or inf), as numpy */
+    if (*end)
         return -1;
     *v = x;
     return 0;
