@@ -403,11 +403,13 @@ int ndshm_array_attach(const char *name, const ndshm_array_options *opts, ndshm_
         return rc;
     int writable = !(o.flags & NDSHM_ARRAY_READONLY);
     struct opened op;
-    uint64_t start = ndshm_now_ns();
+    uint64_t start = 0;
     for (;;) {
         rc = open_array(name, writable, 1, &op);
         if (rc != NDSHM_E_NOT_READY)
             break;
+        if (!start)
+            start = ndshm_now_ns();
         /* Wait for a creator that is still creating (it holds the CREATE lock); a file
          * nobody is creating any more is reported at once, after a grace of 10 ms for the
          * moment between the creator's open and its lock. */
@@ -418,7 +420,7 @@ int ndshm_array_attach(const char *name, const ndshm_array_options *opts, ndshm_
     }
     if (rc)
         return rc;
-    ndshm_array *a = calloc(1, sizeof *a);
+    ndshm_array *a = malloc(sizeof *a); /* every field is set below */
     if (!a) {
         opened_close(&op);
         return NDSHM_E_NOMEM;
@@ -432,7 +434,8 @@ int ndshm_array_attach(const char *name, const ndshm_array_options *opts, ndshm_
     a->dev = op.st.dev;
     a->ino = op.st.ino;
     a->g = op.g;
-    snprintf(a->name, sizeof a->name, "%s", name);
+    size_t len = strlen(name); /* <= NDSHM_NAME_MAX: checked */
+    memcpy(a->name, name, len + 1);
     *out = a;
     return NDSHM_OK;
 }
