@@ -1,6 +1,7 @@
 """Shared arrays from Python: ndshm.create_array / attach_array / delete_array / array_info /
 list_arrays, the `ndshm array` command, and byte-exact .npy interop with numpy."""
 
+import ctypes
 import gc
 import glob
 import multiprocessing
@@ -462,3 +463,34 @@ def test_cli_create_options_and_errors(name, tmp_path):
     assert np.load(tmp_path / "e.npy").shape == (4, 0)
     for n in (name + "-s", name + "-e"):
         ndshm.unlink(n)
+
+
+def test_ctypes_layouts_match_the_c_header(tmp_path):
+    """CArrayInfo / CArrayOptions against what the C compiler makes of include/ndshm/array.h."""
+    from ndshm.array import CArrayInfo, CArrayOptions
+
+    src = tmp_path / "layout.c"
+    src.write_text(
+        "#include <stddef.h>\n#include <stdio.h>\n#include \"ndshm/ndshm.h\"\n"
+        "#define F(T, f) printf(#f \" %zu\\n\", offsetof(T, f))\n"
+        "int main(void) {\n"
+        "  printf(\"info %zu\\noptions %zu\\nopt_order %zu\\n\", sizeof(ndshm_array_info),"
+        " sizeof(ndshm_array_options), offsetof(ndshm_array_options, order));\n"
+        "  F(ndshm_array_info, dtype); F(ndshm_array_info, ndim); F(ndshm_array_info, order);\n"
+        "  F(ndshm_array_info, mode); F(ndshm_array_info, shape); F(ndshm_array_info, nbytes);\n"
+        "  F(ndshm_array_info, created_ns); F(ndshm_array_info, attached);\n"
+        "  F(ndshm_array_info, readonly);\n"
+        "  return 0;\n}\n"
+    )
+    exe = tmp_path / "layout"
+    cc = subprocess.run(["cc", "-std=c11", "-I", os.path.join(REPO, "include"), str(src), "-o",
+                         str(exe)], capture_output=True, text=True)
+    assert cc.returncode == 0, cc.stderr
+    got = dict(line.split() for line in subprocess.check_output([str(exe)], text=True).split("\n")
+               if line)
+    assert int(got["info"]) == ctypes.sizeof(CArrayInfo)
+    assert int(got["options"]) == ctypes.sizeof(CArrayOptions)
+    assert int(got["opt_order"]) == CArrayOptions.order.offset
+    for f in ("dtype", "ndim", "order", "mode", "shape", "nbytes", "created_ns", "attached",
+              "readonly"):
+        assert int(got[f]) == getattr(CArrayInfo, f).offset, f
