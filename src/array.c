@@ -39,7 +39,9 @@
  *       by anything (array, channel, stray file).
  *   C2  write-lock byte 1 (CREATE), read-lock byte 0 (ATTACH); fchmod(mode) — the exact mode,
  *       not narrowed by the umask; fstat (dev, ino for the count).
- *   C3  ftruncate(file_size); fallocate(the header page); mmap read-write.
+ *   C3  fallocate(the header page: the file is one page, backed); ftruncate(file_size); mmap
+ *       read-write. Whenever the file has a size, its header page is backed, so reading the
+ *       header of a file being created never faults in a page (a SIGBUS on a full tmpfs).
  *   C4  write the header, all but `ready` (the header page is reserved: no SIGBUS).
  *   C5  fallocate(file_size): every page reserved now, so a full tmpfs fails here with
  *       NDSHM_E_NOSPC, and no later store into the array can SIGBUS for lack of space.
@@ -328,11 +330,13 @@ int ndshm_array_create(const char *name, int dtype, uint32_t ndim, const uint64_
     rc = ndshm__os->fchmod(fd, o.mode);
     if (!rc)
         rc = ndshm__os->fstat(fd, &st);
-    /* C3 */
-    if (!rc)
-        rc = ndshm__os->ftruncate(fd, size);
+    /* C3: the header page first (this also sizes the file to one page), so that whenever the
+     * file has a size its header page is backed: a process reading the header of a file
+     * being created never faults in a page of a full tmpfs (which would be a SIGBUS). */
     if (!rc)
         rc = ndshm__os->fallocate(fd, NDSHM__ARR_DATA);
+    if (!rc)
+        rc = ndshm__os->ftruncate(fd, size);
     if (!rc && !(base = ndshm__os->mmap(fd, size, 1, &rc)) && !rc)
         rc = -EIO;
     if (!rc) {

@@ -702,8 +702,8 @@ static struct ndshm__os faulty;
 static int fail_fallocate_after; /* fail the n-th fallocate from now (1 = next) */
 static int fail_errno;           /* ... with this errno */
 static int fail_ftruncate, fail_mmap, fail_fchmod, fail_open, fail_lock_count;
-static int kill_in_ftruncate, kill_in_big_fallocate; /* for the killed-creator test */
-static int hold_fd = -1;                             /* ... and the creating-creator test */
+static int kill_in_fchmod, kill_in_ftruncate, kill_in_big_fallocate; /* killed creators */
+static int hold_fd = -1; /* ... and the creating-creator test */
 
 static int f_fallocate(int fd, uint64_t size)
 {
@@ -739,6 +739,8 @@ static void *f_mmap(int fd, uint64_t size, int writable, int *err)
 
 static int f_fchmod(int fd, uint32_t mode)
 {
+    if (kill_in_fchmod)
+        raise(SIGKILL);
     if (fail_fchmod)
         return -EPERM;
     return ndshm__os_linux.fchmod(fd, mode);
@@ -769,7 +771,7 @@ static int install_faults(void **state)
     faulty.open = f_open;
     faulty.lock_count = f_lock_count;
     fail_fallocate_after = fail_ftruncate = fail_mmap = fail_fchmod = fail_open = 0;
-    fail_lock_count = kill_in_ftruncate = kill_in_big_fallocate = 0;
+    fail_lock_count = kill_in_fchmod = kill_in_ftruncate = kill_in_big_fallocate = 0;
     fail_errno = ENOSPC;
     hold_fd = -1;
     ndshm__os_set(&faulty);
@@ -840,12 +842,15 @@ static void killed_creator(void **state)
     (void)state;
     const char *name = tu_name("killed");
     uint64_t shape[1] = {100000};
-    for (int where = 0; where < 2; where++) {
+    static const char *const at[] = {"fchmod", "ftruncate", "fallocate"};
+    for (int where = 0; where < 3; where++) {
         pid_t pid = fork();
         assert_true(pid >= 0);
         if (pid == 0) {
             if (where == 0)
-                kill_in_ftruncate = 1; /* after open: an empty file */
+                kill_in_fchmod = 1; /* right after open: an empty file */
+            else if (where == 1)
+                kill_in_ftruncate = 1; /* one backed, all-zero header page */
             else
                 kill_in_big_fallocate = 1; /* header written, ready not stored */
             ndshm_array *a;
@@ -857,8 +862,13 @@ static void killed_creator(void **state)
         uint64_t t0 = ndshm_now_ns();
         assert_int_equal(attach_status(name, 0), NDSHM_E_NOT_READY);
         assert_int_equal(attach_status(name, NDSHM_ARRAY_READONLY), NDSHM_E_NOT_READY);
-        print_message("killed at %s: not-ready attach returned after %.1f ms\n",
-                      where ? "fallocate" : "ftruncate", (ndshm_now_ns() - t0) / 1e6);
+        print_message("killed in %s: not-ready attach returned after %.1f ms\n", at[where],
+                      (ndshm_now_ns() - t0) / 1e6);
+        char path[512];
+        seg_path(path, sizeof path, name);
+        struct stat fst;
+        assert_int_equal(lstat(path, &fst), 0);
+        assert_int_equal(fst.st_size, where == 0 ? 0 : where == 1 ? 4096 : 4096 + 25 * 4096);
         ndshm_array_info ai;
         assert_int_equal(ndshm_array_stat(name, &ai), NDSHM_E_NOT_READY);
         ndshm_channel_info ci;
@@ -880,7 +890,7 @@ static void killed_creator(void **state)
         ndshm_array *a;
         assert_int_equal(ndshm_array_create(name, NDSHM_UINT8, 1, shape, NULL, &a), NDSHM_E_EXISTS);
         ndshm_reader *r;
-        if (where == 0) {
+        if (where < 2) {
             assert_int_equal(ndshm_array_delete(name), NDSHM_E_NOT_READY);
             assert_int_equal(ndshm_unlink(name), NDSHM_OK);
         } else {
