@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "array_internal.h" /* shared arrays: the other kind of name */
 
 /* A file nobody claims is stale once this old (tests lower it). */
 int64_t ndshm__orphan_age_ns = INT64_C(10) * 1000000000;
@@ -132,7 +133,7 @@ int ndshm_stat(const char *name, ndshm_channel_info *out)
         return NDSHM_E_INVAL;
     struct ndshm__ctlh h = NDSHM__CTLH_INIT;
     if ((rc = ndshm__ctl_open(name, 0, 0, &h)) != NDSHM_OK)
-        return rc;
+        return rc == NDSHM_E_KIND ? ndshm__array_stat_entry(name, out) : rc; /* array.c */
     struct ndshm__ctl *c = ndshm__ctlh_ctl(&h);
     ndshm_channel_info ci;
     memset(&ci, 0, sizeof ci);

@@ -5,7 +5,9 @@
  * 4 bytes in 2.0 and 3.0), the header — a Python dict literal
  *     {'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }
  * padded with spaces and ended by '\n' so the data starts on a 64-byte boundary — then the
- * payload, C order, in the byte order descr names.
+ * payload, in C order (or Fortran order when 'fortran_order' is True), in the byte order descr
+ * names. The channel functions write and accept C order only; the *_order variants (shared
+ * arrays) write and accept both.
  *
  * The parser accepts exactly that dict grammar (any key order, optional trailing comma, any
  * whitespace between tokens) and nothing else: it is fed untrusted bytes (tests/fuzz/fuzz_npy.c).
@@ -33,7 +35,13 @@ static const uint8_t npy_magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
 int ndshm_npy_header_format(int dtype, uint32_t ndim, const uint64_t *shape, void *buf,
                             size_t buf_size, size_t *len)
 {
-    if (!len || (buf_size > 0 && !buf))
+    return ndshm_npy_header_format_order(dtype, ndim, shape, NDSHM_ORDER_C, buf, buf_size, len);
+}
+
+int ndshm_npy_header_format_order(int dtype, uint32_t ndim, const uint64_t *shape, uint32_t order,
+                                  void *buf, size_t buf_size, size_t *len)
+{
+    if (!len || (buf_size > 0 && !buf) || (order != NDSHM_ORDER_C && order != NDSHM_ORDER_F))
         return NDSHM_E_INVAL;
     uint64_t nbytes;
     int rc = ndshm_array_nbytes(dtype, ndim, shape, &nbytes);
@@ -41,8 +49,8 @@ int ndshm_npy_header_format(int dtype, uint32_t ndim, const uint64_t *shape, voi
         return rc;
     /* 32 dims of 20 digits plus separators and the fixed text: well under 1 KiB. */
     char dict[1024];
-    int n = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (",
-                     ndshm_dtype_str(dtype));
+    int n = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': %s, 'shape': (",
+                     ndshm_dtype_str(dtype), order == NDSHM_ORDER_F ? "True" : "False");
     for (uint32_t i = 0; i < ndim; i++) {
         n += snprintf(dict + n, sizeof dict - (size_t)n, "%s%llu", i ? ", " : "",
                       (unsigned long long)shape[i]);
@@ -206,7 +214,8 @@ static int parse_shape(struct cursor *c, uint32_t *ndim, uint64_t *shape)
 
 enum { KEY_DESCR = 1, KEY_FORTRAN = 2, KEY_SHAPE = 4 };
 
-static int parse_dict(const char *s, size_t len, ndshm_npy_header *h)
+/* *fortran (NULL: Fortran order is refused with NDSHM_E_LIMIT) gets the fortran_order flag. */
+static int parse_dict(const char *s, size_t len, ndshm_npy_header *h, int *fortran_out)
 {
     struct cursor c = {s, s + len};
     char descr[32] = {0};
@@ -263,16 +272,20 @@ static int parse_dict(const char *s, size_t len, ndshm_npy_header *h)
     ndshm_dtype dt;
     if (descr_structured || ndshm_dtype_parse(descr, &dt) != NDSHM_OK)
         return NDSHM_E_DTYPE;
-    if (fortran)
+    if (fortran && !fortran_out)
         return NDSHM_E_LIMIT;
     if (h->ndim > NDSHM_MAX_DIMS)
         return NDSHM_E_NDIM;
     h->dtype = (int32_t)dt;
+    if (fortran_out)
+        *fortran_out = fortran;
     return NDSHM_OK;
 }
 
-/* Parse the preamble and dict held in b[0..n) (n >= pre + hlen) of a file `total` bytes long. */
-static int parse_head(const uint8_t *b, size_t n, uint64_t total, ndshm_npy_header *out)
+/* Parse the preamble and dict held in b[0..n) (n >= pre + hlen) of a file `total` bytes long.
+ * fortran as parse_dict(). */
+static int parse_head(const uint8_t *b, size_t n, uint64_t total, ndshm_npy_header *out,
+                      int *fortran)
 {
     ndshm_npy_header h;
     memset(&h, 0, sizeof h);
@@ -282,7 +295,7 @@ static int parse_head(const uint8_t *b, size_t n, uint64_t total, ndshm_npy_head
         return rc;
     if (n - pre < hlen)
         return NDSHM_E_CORRUPT; /* truncated header */
-    if ((rc = parse_dict((const char *)b + pre, hlen, &h)) != NDSHM_OK)
+    if ((rc = parse_dict((const char *)b + pre, hlen, &h, fortran)) != NDSHM_OK)
         return rc;
     if ((rc = ndshm_array_nbytes(h.dtype, h.ndim, h.shape, &h.nbytes)) != NDSHM_OK)
         return rc;
@@ -293,20 +306,37 @@ static int parse_head(const uint8_t *b, size_t n, uint64_t total, ndshm_npy_head
     return NDSHM_OK;
 }
 
-int ndshm_npy_parse(const void *buf, size_t len, ndshm_npy_header *hdr, const void **data)
+static int npy_parse(const void *buf, size_t len, ndshm_npy_header *hdr, uint32_t *order,
+                     const void **data)
 {
     if (!hdr || (!buf && len))
         return NDSHM_E_INVAL;
     if (!buf)
         return NDSHM_E_CORRUPT;
     ndshm_npy_header h;
-    int rc = parse_head(buf, len, len, &h);
+    int fortran = 0;
+    int rc = parse_head(buf, len, len, &h, order ? &fortran : NULL);
     if (rc)
         return rc;
     *hdr = h;
+    if (order)
+        *order = fortran ? NDSHM_ORDER_F : NDSHM_ORDER_C;
     if (data)
         *data = (const uint8_t *)buf + h.data_offset;
     return NDSHM_OK;
+}
+
+int ndshm_npy_parse(const void *buf, size_t len, ndshm_npy_header *hdr, const void **data)
+{
+    return npy_parse(buf, len, hdr, NULL, data);
+}
+
+int ndshm_npy_parse_order(const void *buf, size_t len, ndshm_npy_header *hdr, uint32_t *order,
+                          const void **data)
+{
+    if (!order)
+        return NDSHM_E_INVAL;
+    return npy_parse(buf, len, hdr, order, data);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -359,7 +389,13 @@ static int read_all(int fd, void *p, uint64_t n, uint64_t off)
 int ndshm_save_npy(const char *path, int dtype, uint32_t ndim, const uint64_t *shape,
                    const void *data)
 {
-    if (!path || !path[0])
+    return ndshm_save_npy_order(path, dtype, ndim, shape, NDSHM_ORDER_C, data);
+}
+
+int ndshm_save_npy_order(const char *path, int dtype, uint32_t ndim, const uint64_t *shape,
+                         uint32_t order, const void *data)
+{
+    if (!path || !path[0] || (order != NDSHM_ORDER_C && order != NDSHM_ORDER_F))
         return NDSHM_E_INVAL;
     uint64_t nbytes;
     int rc = ndshm_array_nbytes(dtype, ndim, shape, &nbytes);
@@ -369,7 +405,8 @@ int ndshm_save_npy(const char *path, int dtype, uint32_t ndim, const uint64_t *s
         return NDSHM_E_INVAL;
     uint8_t head[1088];
     size_t hlen;
-    if ((rc = ndshm_npy_header_format(dtype, ndim, shape, head, sizeof head, &hlen)) != NDSHM_OK)
+    if ((rc = ndshm_npy_header_format_order(dtype, ndim, shape, order, head, sizeof head, &hlen)) !=
+        NDSHM_OK)
         return rc;
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     if (fd < 0)
@@ -384,12 +421,13 @@ int ndshm_save_npy(const char *path, int dtype, uint32_t ndim, const uint64_t *s
     return rc;
 }
 
-int ndshm_load_npy(const char *path, ndshm_npy_header *hdr, void **data)
+static int load_npy(const char *path, ndshm_npy_header *hdr, uint32_t *order, void **data)
 {
     if (!path || !path[0] || !hdr || !data)
         return NDSHM_E_INVAL;
     uint8_t *head = NULL;
     void *payload = NULL;
+    int fortran = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return file_status(errno);
@@ -424,7 +462,7 @@ int ndshm_load_npy(const char *path, ndshm_npy_header *hdr, void **data)
     if ((rc = read_all(fd, head, pre + hlen, 0)) != NDSHM_OK)
         goto out;
     /* total == data_offset + nbytes is checked here, before the payload is allocated */
-    if ((rc = parse_head(head, pre + hlen, total, &h)) != NDSHM_OK)
+    if ((rc = parse_head(head, pre + hlen, total, &h, order ? &fortran : NULL)) != NDSHM_OK)
         goto out;
     payload = malloc(h.nbytes ? (size_t)h.nbytes : 1);
     if (!payload) {
@@ -434,6 +472,8 @@ int ndshm_load_npy(const char *path, ndshm_npy_header *hdr, void **data)
     if ((rc = read_all(fd, payload, h.nbytes, h.data_offset)) != NDSHM_OK)
         goto out;
     *hdr = h;
+    if (order)
+        *order = fortran ? NDSHM_ORDER_F : NDSHM_ORDER_C;
     *data = payload;
     payload = NULL;
 out:
@@ -441,6 +481,18 @@ out:
     free(head);
     close(fd);
     return rc;
+}
+
+int ndshm_load_npy(const char *path, ndshm_npy_header *hdr, void **data)
+{
+    return load_npy(path, hdr, NULL, data);
+}
+
+int ndshm_load_npy_order(const char *path, ndshm_npy_header *hdr, uint32_t *order, void **data)
+{
+    if (!order)
+        return NDSHM_E_INVAL;
+    return load_npy(path, hdr, order, data);
 }
 
 void ndshm_npy_free(void *data)

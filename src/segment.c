@@ -31,6 +31,7 @@
 #include <time.h>
 
 #include "internal.h"
+#include "array_internal.h" /* shared arrays: the other kind of name */
 
 int ndshm_name_check(const char *name)
 {

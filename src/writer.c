@@ -235,15 +235,6 @@ static int unlink_data_seg(const char *name, const struct ndshm__geom *g)
 /* ----- create ----------------------------------------------------------------------------------
  */
 
-/* The name is taken: by a channel (NDSHM_E_EXISTS) or by a shared array (NDSHM_E_KIND). */
-static int taken_status(const char *name)
-{
-    struct ndshm__ctlh h = NDSHM__CTLH_INIT;
-    int rc = ndshm__ctl_open(name, 0, 0, &h);
-    ndshm__ctl_close(&h);
-    return rc == NDSHM_E_KIND ? NDSHM_E_KIND : NDSHM_E_EXISTS;
-}
-
 int ndshm_writer_create(const char *name, const ndshm_options *opts, ndshm_writer **out)
 {
     ndshm_options o;
@@ -296,7 +287,7 @@ int ndshm_writer_create(const char *name, const ndshm_options *opts, ndshm_write
         writer_free(w);
         if (rc == NDSHM_E_EXISTS && (o.flags & NDSHM_OPEN_OR_CREATE))
             return ndshm_writer_open(name, opts, out);
-        return rc == NDSHM_E_EXISTS ? taken_status(name) : rc;
+        return rc;
     }
     reg_add(w);
     *out = w;

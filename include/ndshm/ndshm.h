@@ -63,8 +63,8 @@ extern "C" {
     X(E_NAME, -2,                                                                                  \
       "invalid channel name: use 1-128 characters of [A-Za-z0-9._-], not starting "                \
       "with '.'")                                                                                  \
-    X(E_EXISTS, -3, "a channel with this name already exists")                                     \
-    X(E_NOENT, -4, "no channel with this name")                                                    \
+    X(E_EXISTS, -3, "a channel or shared array with this name already exists")                     \
+    X(E_NOENT, -4, "no channel or shared array with this name")                                    \
     X(E_DTYPE, -5, "unknown or unsupported dtype")                                                 \
     X(E_NDIM, -6, "too many dimensions (the limit is NDSHM_MAX_DIMS)")                             \
     X(E_OVERFLOW, -7, "array size overflows (shape product times item size)")                      \
@@ -223,9 +223,10 @@ typedef struct ndshm_extra {
  * ------------------------------------------------------------------------------------------- */
 typedef struct ndshm_writer ndshm_writer;
 
-/** Create channel `name` and become its writer. NDSHM_E_EXISTS if it exists (unless
- *  NDSHM_OPEN_OR_CREATE, then as ndshm_writer_open); NDSHM_E_KIND if the name is a shared
- *  array. The channel appears under its name only once complete. opts may be NULL. */
+/** Create channel `name` and become its writer. NDSHM_E_EXISTS if the name is taken, by a
+ *  channel or a shared array (with NDSHM_OPEN_OR_CREATE an existing channel is opened as by
+ *  ndshm_writer_open; a shared array then gives NDSHM_E_KIND). The channel appears under its
+ *  name only once complete. opts may be NULL. */
 NDSHM_API int ndshm_writer_create(const char *name, const ndshm_options *opts,
                                   ndshm_writer **writer /* out */);
 /** Become the writer of an existing channel: NDSHM_E_WRITER_ALIVE while its writer holds the
@@ -459,6 +460,7 @@ NDSHM_API uint64_t ndshm_now_ns(void);
 /** Library version, "MAJOR.MINOR.PATCH". */
 NDSHM_API const char *ndshm_version(void);
 
+#include "ndshm/array.h"
 #include "ndshm/npy.h"
 #include "ndshm/wire.h"
 

@@ -10,6 +10,9 @@ each with a Status and the write-to-read latency. A pure-Python ctypes binding o
     with ndshm.Reader("cam") as r:
         status, frame, info = r.read()
 
+Shared arrays (one array every process maps and changes in place, SharedArray-style):
+ndshm.create_array / attach_array / delete_array / array_info / list_arrays.
+
 Drop-in faces for existing code: ndshm.compat.ndsharray and ndshm.compat.sharedarray.
 """
 
@@ -30,6 +33,15 @@ from .core import (  # noqa: F401
     stat,
     unlink,
     view_check,
+)
+
+from .array import (  # noqa: F401  (shared arrays: changed in place, no versions)
+    ArrayInfo,
+    array_info,
+    attach_array,
+    create_array,
+    delete_array,
+    list_arrays,
 )
 
 __version__ = library_version()

@@ -14,6 +14,8 @@
 
 #include "cli.h"
 
+int cmd_array(int argc, char **argv); /* tools/cli/cmd_array.c (shared arrays) */
+
 static const struct cli_cmd commands[] = {
     {"ls", cmd_ls, "list every channel on this machine",
      "usage: ndshm ls [--json]\n"
@@ -104,6 +106,30 @@ static const struct cli_cmd commands[] = {
      "\n"
      "  --dry-run  only say what would be removed\n"
      "  --json     print the result as one JSON object\n"},
+    {"array", cmd_array, "create a shared array (empty, or from .npy), save it as .npy, fill it",
+     "usage: ndshm array create NAME --dtype DTYPE --shape 3,4 [--order C|F] [--mode 0640]\n"
+     "       ndshm array create NAME --from FILE.npy [--mode 0640]\n"
+     "       ndshm array save NAME FILE.npy\n"
+     "       ndshm array fill NAME VALUE\n"
+     "\n"
+     "Shared arrays: one named n-d array that every attached process maps and changes in\n"
+     "place (no versions), beside channels in the same namespace. `ndshm ls`, `stat`, `cat`\n"
+     "and `rm` show and remove them; `gc` never removes one.\n"
+     "\n"
+     "create   a new, zero-filled array (exit 1 if the name is taken):\n"
+     "  --dtype D      bool, int8..int64, uint8..uint64, float16, float32, float64,\n"
+     "                 complex64, complex128, or a numpy string such as '<f4'\n"
+     "  --shape S      sizes separated by commas: '3,4', '1000', '' for a scalar (0-d)\n"
+     "  --order C|F    memory order (default C; F = Fortran, column-major)\n"
+     "  --mode M       permission bits in octal, applied exactly (default 0600)\n"
+     "  --from F.npy   dtype, shape, order and contents from a .npy file (C or Fortran\n"
+     "                 order, as numpy.save writes them)\n"
+     "save     write the array to FILE.npy (its dtype, shape and order: numpy.load gives it\n"
+     "         back exactly)\n"
+     "fill     set every element to VALUE: True/False, an integer in the dtype's range, a\n"
+     "         real number (nan, inf), or a complex number such as 1+2j\n"
+     "\n"
+     "Exit status: 0 success, 1 failure, 2 usage error.\n"},
     {"bench", NULL, "run the two-process latency benchmark (program ndshm-bench)",
      "usage: ndshm bench [ARGS...]\n"
      "\n"
