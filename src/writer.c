@@ -582,7 +582,8 @@ static int loan_impl(ndshm_writer *w, int dtype, uint32_t ndim, const uint64_t *
     m->nbytes = nbytes;
     m->dtype = dtype;
     m->ndim = ndim;
-    memcpy(m->shape, shape, ndim * sizeof shape[0]);
+    if (ndim) /* shape may be NULL for a 0-d array */
+        memcpy(m->shape, shape, ndim * sizeof shape[0]);
     extra_into(m, x);
     ndshm__slot_fill(s, m, x ? x->meta : NULL); /* W2 (header) */
     w->loan = s;
