@@ -375,7 +375,8 @@ struct ndshm__meta {
 /* W1: make the slot odd. NDSHM_E_SUPERSEDED (and nothing written) if it already is: only
  * another writer can have done that. */
 NDSHM_INTERNAL int ndshm__slot_begin(struct ndshm__slot *s);
-/* W2 (header). m->version ... m->shape; extras and metadata bytes as given. */
+/* W2 (header). m->version ... m->shape; extras; m->meta_len metadata bytes from meta_bytes
+ * (NULL: already in the slot). */
 NDSHM_INTERNAL void ndshm__slot_fill(struct ndshm__slot *s, const struct ndshm__meta *m,
                                      const void *meta_bytes);
 /* W3: publish_ns, then make the slot even again. NDSHM_E_SUPERSEDED if it is not odd. */

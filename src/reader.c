@@ -445,6 +445,9 @@ static int read_core(ndshm_reader *r, int next, const struct ndshm__dest *d, int
     uint64_t pos = atomic_load_explicit(&r->pos, memory_order_acquire);
     int replay = next && atomic_load_explicit(&r->replay, memory_order_relaxed);
     uint64_t t = replay ? 1 : pos + 1; /* read_next: the version we want */
+    /* read_next found a slot already holding a version past head: the writer is publishing
+     * it, so what it skipped over is lost but something newer is coming at once */
+    int ahead = 0;
     for (uint32_t attempt = 0; attempt < r->retries; attempt++) {
         urcu_bp_read_lock();
         /* Pairs with the release store of gen in commit_impl() (W5): if we see generation g,
@@ -490,8 +493,8 @@ static int read_core(ndshm_reader *r, int next, const struct ndshm__dest *d, int
             if (t < oldest)
                 t = oldest; /* lapped, or versions in segments nobody can map any more */
             want = t;
-            if (t > head)
-                status = NDSHM_NO_NEW;
+            if (t > head) /* never "nothing new" while a newer version is being published */
+                status = (ahead && head > pos) ? RETRY : NDSHM_NO_NEW;
             else if (sealed != NDSHM__UNSEALED && t > sealed)
                 status = RETRY; /* t is in the next generation: retry */
         }
@@ -534,6 +537,7 @@ static int read_core(ndshm_reader *r, int next, const struct ndshm__dest *d, int
             if (next) {
                 uint64_t skip = g->meta.version >= m_slots ? g->meta.version - m_slots + 1 : 1;
                 t = skip > want + 1 ? skip : want + 1;
+                ahead = 1;
             }
             break;
         case NDSHM__BUSY:

@@ -210,7 +210,7 @@ void ndshm__slot_fill(struct ndshm__slot *s, const struct ndshm__meta *m, const 
         uint64_t x[4] = {m->user_ns, m->user_tag, m->origin_version, m->origin_ns};
         hdr_store(&s->user_ns, x, 4);
     }
-    if (m->meta_len)
+    if (m->meta_len && meta_bytes) /* NULL: the bytes are in place already (carry) */
         racy_store((char *)s + NDSHM__SLOT_HDR, meta_bytes, m->meta_len);
 }
 

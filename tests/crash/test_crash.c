@@ -896,9 +896,16 @@ static void test_nospc_injected(void **state)
 {
     (void)state;
     private_dir_enter("inj");
-    struct ndshm__os os = ndshm__os_linux;
-    os.fallocate = quota_fallocate;
-    os.unlink = quota_unlink;
+    /* static and never rewritten while published: liburcu's call_rcu thread may still use it
+     * (to unmap) after the test switches back */
+    static struct ndshm__os os;
+    static int built;
+    if (!built) {
+        os = ndshm__os_linux;
+        os.fallocate = quota_fallocate;
+        os.unlink = quota_unlink;
+        built = 1;
+    }
     quota_used = 0;
     quota_max = 2u << 20;
     ndshm__os_set(&os);

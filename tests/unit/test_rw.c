@@ -473,6 +473,223 @@ static void wait_statuses(void **state)
     assert_int_equal(ndshm_wait(f->r, 0), NDSHM_TIMEOUT);
 }
 
+/* ----- per-version extras -------------------------------------------------------------------- */
+
+static void extras_travel_with_their_version(void **state)
+{
+    struct fx *f = *state;
+    static unsigned char data[3000], buf[3000];
+    char meta[512], mbuf[512];
+    uint64_t shape[1] = {sizeof data}, v = 0;
+    tu_fill(data, sizeof data, 1);
+    snprintf(meta, sizeof meta, "video/x-raw, format=(string)RGB, width=(int)1920");
+    ndshm_extra x = NDSHM_EXTRA_INIT;
+    x.meta = meta;
+    x.meta_len = (uint32_t)strlen(meta) + 1;
+    x.user_ns = 123456789;
+    x.user_tag = 42;
+    x.origin_version = 7000;
+    x.origin_ns = 99;
+    assert_int_equal(ndshm_publish_ex(f->w, NDSHM_UINT8, 1, shape, data, &x, &v), NDSHM_OK);
+    assert_int_equal(v, 1);
+    ndshm_info info;
+    /* too small a metadata buffer: the sizes, nothing consumed */
+    assert_int_equal(ndshm_read_ex(f->r, NDSHM_READ_NEXT, buf, sizeof buf, mbuf, 10, &info),
+                     NDSHM_E_TOO_SMALL);
+    assert_int_equal(info.meta_len, x.meta_len);
+    assert_int_equal(info.nbytes, sizeof data);
+    assert_int_equal(ndshm_read_ex(f->r, NDSHM_READ_NEXT, buf, sizeof buf, NULL, 0, &info),
+                     NDSHM_E_TOO_SMALL);
+    memset(mbuf, 0, sizeof mbuf);
+    assert_int_equal(
+        ndshm_read_ex(f->r, NDSHM_READ_NEXT, buf, sizeof buf, mbuf, sizeof mbuf, &info), NDSHM_OK);
+    assert_int_equal(info.version, 1);
+    assert_string_equal(mbuf, meta);
+    assert_true(tu_check(buf, sizeof data, 1));
+    assert_true(info.flags & NDSHM_INFO_EXTRA);
+    assert_int_equal(info.user_ns, 123456789);
+    assert_int_equal(info.user_tag, 42);
+    assert_int_equal(info.origin_version, 7000);
+    assert_int_equal(info.origin_ns, 99);
+    /* plain reads see the fields (not the bytes); a version without extras has none */
+    tu_fill(data, sizeof data, 2);
+    assert_int_equal(ndshm_publish(f->w, NDSHM_UINT8, 1, shape, data, &v), NDSHM_OK);
+    assert_int_equal(ndshm_read_latest(f->r, buf, sizeof buf, &info), NDSHM_OK);
+    assert_false(info.flags & NDSHM_INFO_EXTRA);
+    assert_int_equal(info.user_ns, 0);
+    assert_int_equal(info.meta_len, 0);
+    /* a view points at the metadata in place */
+    assert_int_equal(ndshm_publish_ex(f->w, NDSHM_UINT8, 1, shape, data, &x, &v), NDSHM_OK);
+    ndshm_view view;
+    assert_int_equal(ndshm_view_latest(f->r, &view), NDSHM_OK);
+    assert_int_equal(view.info.meta_len, x.meta_len);
+    assert_memory_equal(view.meta, meta, x.meta_len);
+    assert_int_equal(view.info.user_tag, 42);
+    assert_int_equal(ndshm_view_release(&view), NDSHM_OK);
+    /* bad extras */
+    ndshm_extra bad = x;
+    bad.size = 4;
+    assert_int_equal(ndshm_publish_ex(f->w, NDSHM_UINT8, 1, shape, data, &bad, &v), NDSHM_E_INVAL);
+    bad = x;
+    bad.meta_len = NDSHM_META_MAX + 1;
+    assert_int_equal(ndshm_publish_ex(f->w, NDSHM_UINT8, 1, shape, data, &bad, &v), NDSHM_E_LIMIT);
+    bad = x;
+    bad.meta = NULL;
+    assert_int_equal(ndshm_publish_ex(f->w, NDSHM_UINT8, 1, shape, data, &bad, &v), NDSHM_E_INVAL);
+    assert_int_equal(ndshm_read_ex(f->r, 2, buf, sizeof buf, NULL, 0, &info), NDSHM_E_INVAL);
+}
+
+static void extras_through_loans_and_reallocations(void **state)
+{
+    struct fx *f = *state;
+    static unsigned char buf[200000];
+    char meta[NDSHM_META_MAX], mbuf[NDSHM_META_MAX];
+    for (size_t i = 0; i < sizeof meta; i++)
+        meta[i] = (char)('a' + i % 26);
+    uint64_t shape[1] = {1000}, v = 0;
+    ndshm_extra x = NDSHM_EXTRA_INIT;
+    x.meta = meta;
+    x.meta_len = 100; /* the loan reserves room for 100 bytes */
+    void *p;
+    assert_int_equal(ndshm_loan_ex(f->w, NDSHM_UINT8, 1, shape, &x, &p), NDSHM_OK);
+    tu_fill(p, 1000, 1);
+    ndshm_extra y = NDSHM_EXTRA_INIT;
+    y.meta = meta;
+    y.meta_len = 5000; /* more than the loan's segment holds: refused, loan still open */
+    ndshm_channel_info ci;
+    assert_int_equal(ndshm_stat(f->name, &ci), NDSHM_OK);
+    y.meta_len = 100000;
+    assert_int_equal(ndshm_commit_ex(f->w, &y, &v), NDSHM_E_LIMIT);
+    y.meta_len = 4096;
+    int rc = ndshm_commit_ex(f->w, &y, &v);
+    assert_true(rc == NDSHM_E_TOO_SMALL || rc == NDSHM_OK);
+    if (rc == NDSHM_E_TOO_SMALL) {
+        y.meta_len = 60; /* fits: replaces the loan's */
+        y.user_ns = 5;
+        assert_int_equal(ndshm_commit_ex(f->w, &y, &v), NDSHM_OK);
+    }
+    assert_int_equal(v, 1);
+    ndshm_info info;
+    assert_int_equal(
+        ndshm_read_ex(f->r, NDSHM_READ_NEXT, buf, sizeof buf, mbuf, sizeof mbuf, &info), NDSHM_OK);
+    assert_int_equal(info.meta_len, y.meta_len);
+    assert_memory_equal(mbuf, meta, y.meta_len);
+    assert_true(tu_check(buf, 1000, 1));
+    /* growing metadata re-allocates, and carried versions keep theirs */
+    x.meta_len = 20000;
+    tu_fill(buf, 1000, 2);
+    assert_int_equal(ndshm_publish_ex(f->w, NDSHM_UINT8, 1, shape, buf, &x, &v), NDSHM_OK);
+    x.meta_len = NDSHM_META_MAX;
+    uint64_t big[1] = {150000};
+    tu_fill(buf, 150000, 3);
+    assert_int_equal(ndshm_publish_ex(f->w, NDSHM_UINT8, 1, big, buf, &x, &v), NDSHM_OK);
+    ndshm_options ro = NDSHM_OPTIONS_INIT;
+    ro.flags = NDSHM_REPLAY;
+    ndshm_reader *r2;
+    assert_int_equal(ndshm_reader_open(f->name, &ro, &r2), NDSHM_OK);
+    for (uint64_t want = 1; want <= 3; want++) {
+        memset(mbuf, 0, sizeof mbuf);
+        assert_int_equal(
+            ndshm_read_ex(r2, NDSHM_READ_NEXT, buf, sizeof buf, mbuf, sizeof mbuf, &info),
+            NDSHM_OK);
+        assert_int_equal(info.version, want);
+        assert_true(tu_check(buf, (size_t)info.nbytes, want));
+        assert_memory_equal(mbuf, meta, info.meta_len);
+    }
+    assert_int_equal(info.meta_len, NDSHM_META_MAX);
+    ndshm_reader_close(r2);
+}
+
+/* ----- growth, replay, sizes ------------------------------------------------------------------ */
+
+static uint64_t reallocs(const char *name)
+{
+    ndshm_channel_info ci;
+    assert_int_equal(ndshm_stat(name, &ci), NDSHM_OK);
+    return ci.reallocs;
+}
+
+/* Frames growing by 5,000 B re-allocated on 199 of 200 publishes (~2 ms each). */
+static void capacity_grows_geometrically(void **state)
+{
+    (void)state;
+    static unsigned char data[1 << 20];
+    const uint32_t policies[] = {NDSHM_GROW_DOUBLE, NDSHM_GROW_EXACT, NDSHM_GROW_FIXED};
+    for (int k = 0; k < 3; k++) {
+        const char *name = tu_name(k == 0 ? "grow2" : k == 1 ? "grow1" : "grow0");
+        ndshm_options o = NDSHM_OPTIONS_INIT;
+        o.growth = policies[k];
+        o.capacity = 5000;
+        ndshm_writer *w;
+        assert_int_equal(ndshm_writer_create(name, &o, &w), NDSHM_OK);
+        int refused = 0;
+        for (uint64_t i = 1; i <= 200; i++) {
+            uint64_t shape[1] = {i * 5000};
+            int rc = ndshm_publish(w, NDSHM_UINT8, 1, shape, data, NULL);
+            if (policies[k] == NDSHM_GROW_FIXED && i > 1)
+                refused += rc == NDSHM_E_LIMIT;
+            else
+                assert_int_equal(rc, NDSHM_OK);
+        }
+        uint64_t n = reallocs(name);
+        print_message("growth policy %u: %llu re-allocations for 200 versions growing by 5 kB\n",
+                      policies[k], (unsigned long long)n);
+        if (policies[k] == NDSHM_GROW_DOUBLE)
+            assert_true(n <= 10);
+        else if (policies[k] == NDSHM_GROW_EXACT)
+            assert_true(n >= 190);
+        else {
+            assert_int_equal(n, 0);
+            assert_int_equal(refused, 199);
+        }
+        ndshm_writer_close(w);
+        ndshm_unlink(name);
+    }
+}
+
+/* A pose or a parameter costs a few KiB of /dev/shm, not 280 KiB. */
+static void small_channels_are_small(void **state)
+{
+    (void)state;
+    const char *name = tu_name("small");
+    ndshm_writer *w;
+    assert_int_equal(ndshm_writer_create(name, NULL, &w), NDSHM_OK);
+    double pose[3] = {1, 2, 3};
+    uint64_t shape[1] = {3};
+    assert_int_equal(ndshm_publish(w, NDSHM_FLOAT64, 1, shape, pose, NULL), NDSHM_OK);
+    ndshm_channel_info ci;
+    assert_int_equal(ndshm_stat(name, &ci), NDSHM_OK);
+    print_message("a float64 (3,) channel uses %llu bytes of shared memory\n",
+                  (unsigned long long)ci.bytes);
+    assert_true(ci.bytes <= 4096 + 4096);
+    assert_int_equal(ci.reallocs, 0);
+    ndshm_writer_close(w);
+    ndshm_unlink(name);
+}
+
+/* NDSHM_REPLAY then read_latest then read_next moved the handle backwards and re-delivered
+ * versions with dropped = 0. */
+static void replay_never_goes_backwards(void **state)
+{
+    struct fx *f = *state;
+    for (int i = 0; i < 3; i++)
+        pub(f->w, 10);
+    ndshm_options o = NDSHM_OPTIONS_INIT;
+    o.flags = NDSHM_REPLAY;
+    ndshm_reader *r;
+    assert_int_equal(ndshm_reader_open(f->name, &o, &r), NDSHM_OK);
+    unsigned char buf[64];
+    ndshm_info info;
+    assert_int_equal(ndshm_read_latest(r, buf, sizeof buf, &info), NDSHM_OK);
+    assert_int_equal(info.version, 3);
+    assert_int_equal(ndshm_read_next(r, buf, sizeof buf, &info), NDSHM_NO_NEW);
+    pub(f->w, 10);
+    assert_int_equal(ndshm_read_next(r, buf, sizeof buf, &info), NDSHM_OK);
+    assert_int_equal(info.version, 4);
+    assert_int_equal(info.dropped, 0);
+    ndshm_reader_close(r);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup4, teardown)
 int main(void)
 {
@@ -489,6 +706,11 @@ int main(void)
         T(views),
         T(bad_arguments),
         T(wait_statuses),
+        T(extras_travel_with_their_version),
+        T(extras_through_loans_and_reallocations),
+        cmocka_unit_test(capacity_grows_geometrically),
+        cmocka_unit_test(small_channels_are_small),
+        T(replay_never_goes_backwards),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
