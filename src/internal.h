@@ -416,6 +416,9 @@ NDSHM_INTERNAL int ndshm__meta_check(struct ndshm__meta *m, uint64_t capacity,
 
 /* options (writer.c), channel segments (channel.c) */
 NDSHM_INTERNAL int ndshm__options_read(const ndshm_options *opts, ndshm_options *out);
+/* The arguments of a writer/reader open: options into *o, out non-NULL, name and NDSHM_DIR. */
+NDSHM_INTERNAL int ndshm__entry_check(const char *name, const ndshm_options *opts, const void *out,
+                                      ndshm_options *o);
 /* Unlink the data segments of channel `name` whose nonce is `nonce` (0 = every data segment
  * of the name), except the one named by (keep_gen, keep_token). Returns how many. */
 NDSHM_INTERNAL int ndshm__unlink_data(const char *name, uint64_t nonce, uint64_t keep_gen,

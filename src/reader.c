@@ -194,12 +194,8 @@ static int remap(ndshm_reader *r, struct rmap *seen, uint64_t gen, struct rmap *
 int ndshm_reader_open(const char *name, const ndshm_options *opts, ndshm_reader **out)
 {
     ndshm_options o;
-    int rc = ndshm__options_read(opts, &o);
+    int rc = ndshm__entry_check(name, opts, out, &o);
     if (rc)
-        return rc;
-    if (!out)
-        return NDSHM_E_INVAL;
-    if ((rc = ndshm__name_dir_check(name)) != NDSHM_OK)
         return rc;
     pthread_once(&fork_once, register_fork_hooks);
     ndshm_reader *r = calloc(1, sizeof *r);

@@ -178,6 +178,17 @@ int ndshm__options_read(const ndshm_options *opts, ndshm_options *out)
     return NDSHM_OK;
 }
 
+int ndshm__entry_check(const char *name, const ndshm_options *opts, const void *out,
+                       ndshm_options *o)
+{
+    int rc = ndshm__options_read(opts, o);
+    if (rc)
+        return rc;
+    if (!out)
+        return NDSHM_E_INVAL;
+    return ndshm__name_dir_check(name);
+}
+
 static ndshm_writer *writer_new(const char *name, const ndshm_options *o)
 {
     ndshm_writer *w = calloc(1, sizeof *w);
@@ -238,12 +249,8 @@ static int unlink_data_seg(const char *name, const struct ndshm__geom *g)
 int ndshm_writer_create(const char *name, const ndshm_options *opts, ndshm_writer **out)
 {
     ndshm_options o;
-    int rc = ndshm__options_read(opts, &o);
+    int rc = ndshm__entry_check(name, opts, out, &o);
     if (rc)
-        return rc;
-    if (!out)
-        return NDSHM_E_INVAL;
-    if ((rc = ndshm__name_dir_check(name)) != NDSHM_OK)
         return rc;
     ndshm_writer *w = writer_new(name, &o);
     if (!w)
@@ -383,12 +390,8 @@ static int acquire_writer_lock(const struct ndshm__ctlh *h)
 int ndshm_writer_open(const char *name, const ndshm_options *opts, ndshm_writer **out)
 {
     ndshm_options o;
-    int rc = ndshm__options_read(opts, &o);
+    int rc = ndshm__entry_check(name, opts, out, &o);
     if (rc)
-        return rc;
-    if (!out)
-        return NDSHM_E_INVAL;
-    if ((rc = ndshm__name_dir_check(name)) != NDSHM_OK)
         return rc;
     ndshm_writer *w = writer_new(name, &o);
     if (!w)

@@ -1,6 +1,9 @@
 #include "testutil.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -182,6 +185,46 @@ int tu_check(const void *buf, size_t n, uint64_t v)
 size_t tu_size_for(uint64_t v, size_t lo, size_t hi)
 {
     return lo + (size_t)(mix(v * 31 + 7) % (hi - lo + 1));
+}
+
+static pid_t strays[64];
+static int nstrays;
+
+int tu_spawn(void)
+{
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("fork");
+        abort();
+    }
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(99);
+        nstrays = 0; /* the parent's children are not ours */
+        return 0;
+    }
+    if (nstrays < 64)
+        strays[nstrays++] = pid;
+    return pid;
+}
+
+void tu_kill_strays(void)
+{
+    for (int i = 0; i < nstrays; i++) {
+        if (kill(strays[i], SIGKILL) == 0 || errno != ESRCH)
+            waitpid(strays[i], NULL, 0);
+    }
+    nstrays = 0;
+}
+
+int tu_child_status(int pid)
+{
+    int st = 0;
+    if (waitpid((pid_t)pid, &st, 0) != (pid_t)pid)
+        return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
 void tu_sleep_ms(unsigned ms)

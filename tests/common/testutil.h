@@ -31,6 +31,15 @@ int tu_check(const void *buf, size_t n, uint64_t v);
 /* A size for version v in [lo, hi], deterministic. */
 size_t tu_size_for(uint64_t v, size_t lo, size_t hi);
 
+/* fork() a child that dies with this process (PR_SET_PDEATHSIG) and is recorded, so that a
+ * failing assertion (cmocka jumps out of the test) never leaves one running: returns 0 in the
+ * child, its pid in the parent. */
+int tu_spawn(void);
+/* SIGKILL and reap every child tu_spawn() recorded (call from each test's setup). */
+void tu_kill_strays(void);
+/* Reap a child: its exit status, 128 + signal if killed, -1 on error. */
+int tu_child_status(int pid);
+
 /* Sleep for ms milliseconds. */
 void tu_sleep_ms(unsigned ms);
 

@@ -49,38 +49,11 @@ static void seg_path(char *out, size_t cap, const char *seg)
 
 /* Every child is recorded so a failing assertion (cmocka jumps out of the test) never leaves
  * one running; children also die with the test process. */
-static pid_t strays[64];
-static int nstrays;
-
-static pid_t spawn(void)
-{
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(99);
-        return 0;
-    }
-    if (nstrays < 64)
-        strays[nstrays++] = pid;
-    return pid;
-}
-
-static void kill_strays(void)
-{
-    for (int i = 0; i < nstrays; i++) {
-        if (kill(strays[i], SIGKILL) == 0 || errno != ESRCH)
-            waitpid(strays[i], NULL, 0);
-    }
-    nstrays = 0;
-}
 
 static int setup(void **state)
 {
     (void)state;
-    kill_strays();
+    tu_kill_strays();
     return 0;
 }
 
@@ -146,14 +119,6 @@ static void reap_killed(pid_t pid)
     assert_int_equal(WTERMSIG(st), SIGKILL);
 }
 
-static int child_status(pid_t pid)
-{
-    int st = 0;
-    if (waitpid(pid, &st, 0) != pid)
-        return -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
 /* Number of odd (mid-write) slots in the current data segment of `name`. */
 static int odd_slots(const char *name)
 {
@@ -200,7 +165,7 @@ static void test_kill_mid_loan(void **state)
         publish_v(w0, 1000);
     assert_int_equal(ndshm_writer_close(w0), NDSHM_OK);
 
-    pid_t pid = spawn();
+    pid_t pid = tu_spawn();
     if (pid == 0) {
         ndshm_writer *w;
         if (ndshm_writer_open(name, NULL, &w) != NDSHM_OK)
@@ -288,7 +253,7 @@ static void test_kill_mid_realloc(void **state)
     assert_int_equal(ndshm_writer_close(w0), NDSHM_OK);
     ndshm_reader *r;
     assert_int_equal(ndshm_reader_open(name, NULL, &r), NDSHM_OK);
-    pid_t pid = spawn();
+    pid_t pid = tu_spawn();
     if (pid == 0) {
         ndshm_writer *w;
         if (ndshm_writer_open(name, NULL, &w) != NDSHM_OK)
@@ -336,7 +301,7 @@ static void test_kill_between_head_and_gen(void **state)
     assert_int_equal(ndshm_writer_create(name, &o, &w0), NDSHM_OK);
     publish_v(w0, 4000);
     assert_int_equal(ndshm_writer_close(w0), NDSHM_OK);
-    pid_t pid = spawn();
+    pid_t pid = tu_spawn();
     if (pid == 0) {
         /* Replay commit_impl() by hand and die right after W5's first store. */
         ndshm_writer *w;
@@ -446,7 +411,7 @@ static void test_kill_in_publish_loop(void **state)
     uint64_t last = ndshm_reader_version(r), got = 0, lost = 0;
     int rounds = 12, odd_seen = 0;
     for (int round = 0; round < rounds; round++) {
-        pid_t pid = spawn();
+        pid_t pid = tu_spawn();
         if (pid == 0) {
             ndshm_writer *w;
             int rc;
@@ -531,7 +496,7 @@ static pid_t sitting_writer(const char *name, int other_ns, int *ready_fd)
 {
     int ready[2];
     assert_int_equal(pipe(ready), 0);
-    pid_t pid = spawn();
+    pid_t pid = tu_spawn();
     if (pid == 0) {
         close(ready[0]);
         if (other_ns) {
@@ -563,7 +528,7 @@ static pid_t sitting_writer(const char *name, int other_ns, int *ready_fd)
     char c = read_byte(ready[0]);
     *ready_fd = ready[0];
     if (c == 'u') {
-        child_status(pid);
+        tu_child_status(pid);
         close(ready[0]);
         return -1;
     }
@@ -667,7 +632,7 @@ static void test_reader_killed(void **state)
     for (int round = 0; round < 6; round++) {
         pid_t kids[4];
         for (int k = 0; k < nkids; k++) {
-            kids[k] = spawn();
+            kids[k] = tu_spawn();
             if (kids[k] == 0) {
                 ndshm_reader *cr;
                 if (ndshm_reader_open(name, NULL, &cr) != NDSHM_OK)
@@ -779,7 +744,7 @@ static void test_gc_only_dead(void **state)
     private_dir_enter("gc");
     const char *dead = tu_name("gc-dead"), *closed = tu_name("gc-closed"),
                *live = tu_name("gc-live");
-    pid_t pid = spawn();
+    pid_t pid = tu_spawn();
     if (pid == 0) {
         ndshm_writer *w;
         if (ndshm_writer_create(dead, NULL, &w) != NDSHM_OK)
@@ -991,7 +956,7 @@ static int as_other_user(const char *priv, const char *p644, const char *p640, i
 
 static pid_t run_as(uid_t uid, gid_t gid, const char *a, const char *b, const char *c, int in_group)
 {
-    pid_t pid = spawn();
+    pid_t pid = tu_spawn();
     if (pid == 0) {
         if (setgroups(0, NULL) || setgid(gid) || setuid(uid))
             _exit(10);
@@ -1030,8 +995,8 @@ static void test_other_users(void **state)
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_gid, 4242);
     assert_int_equal(st.st_mode & 07777, 0640);
-    assert_int_equal(child_status(run_as(65534, 4242, priv, p644, p640, 1)), 0);
-    assert_int_equal(child_status(run_as(65533, 65533, priv, p644, p640, 0)), 0);
+    assert_int_equal(tu_child_status(run_as(65534, 4242, priv, p644, p640, 1)), 0);
+    assert_int_equal(tu_child_status(run_as(65533, 65533, priv, p644, p640, 0)), 0);
     assert_int_equal(ndshm_writer_close(w), NDSHM_OK);
     assert_int_equal(ndshm_writer_close(w2), NDSHM_OK);
     assert_int_equal(ndshm_writer_close(w3), NDSHM_OK);
@@ -1055,7 +1020,7 @@ static void test_hostile_wait_page(void **state)
     int id = atomic_load(&ndshm__ctlh_ctl(&h)->wait_id);
     ndshm__ctl_close(&h);
     assert_true(id >= 0);
-    pid_t pid = spawn();
+    pid_t pid = tu_spawn();
     if (pid == 0) {
         if (geteuid() == 0 && (setgroups(0, NULL) || setgid(65534) || setuid(65534)))
             _exit(10);
@@ -1078,7 +1043,7 @@ static void test_hostile_wait_page(void **state)
         assert_int_equal(read_check(r, 0, &info), NDSHM_OK);
         assert_int_equal(info.version, v);
     }
-    assert_int_equal(child_status(pid), 0);
+    assert_int_equal(tu_child_status(pid), 0);
     ndshm_reader_close(r);
     assert_int_equal(ndshm_writer_close(w), NDSHM_OK);
 }
@@ -1153,7 +1118,7 @@ static void test_reader_mapping_readonly(void **state)
     ndshm_writer *w;
     assert_int_equal(ndshm_writer_create(name, NULL, &w), NDSHM_OK);
     publish_v(w, 4096);
-    pid_t pid = spawn();
+    pid_t pid = tu_spawn();
     if (pid == 0) {
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
@@ -1168,7 +1133,7 @@ static void test_reader_mapping_readonly(void **state)
         p[0] = (unsigned char)(p[0] + 1); /* must fault */
         _exit(2);
     }
-    assert_int_equal(child_status(pid), 77);
+    assert_int_equal(tu_child_status(pid), 77);
     /* ... and the published data is intact. */
     ndshm_reader *r;
     assert_int_equal(ndshm_reader_open(name, NULL, &r), NDSHM_OK);
@@ -1180,7 +1145,7 @@ static void test_reader_mapping_readonly(void **state)
 
 static void cleanup_all(void)
 {
-    kill_strays();
+    tu_kill_strays();
     private_dir_leave();
 }
 

@@ -42,47 +42,11 @@
 #define SECONDS(s) ((uint64_t)((s)*1e9))
 #define WAIT_NS    INT64_C(10000000000) /* generous: a correct library answers in ~100 ms */
 
-static pid_t strays[64];
-static int nstrays;
-
-static pid_t spawn(void)
-{
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(99);
-        return 0;
-    }
-    if (nstrays < 64)
-        strays[nstrays++] = pid;
-    return pid;
-}
-
-static void kill_strays(void)
-{
-    for (int i = 0; i < nstrays; i++) {
-        if (kill(strays[i], SIGKILL) == 0 || errno != ESRCH)
-            waitpid(strays[i], NULL, 0);
-    }
-    nstrays = 0;
-}
-
 static int setup(void **state)
 {
     (void)state;
-    kill_strays();
+    tu_kill_strays();
     return 0;
-}
-
-static int child_status(pid_t pid)
-{
-    int st = 0;
-    if (waitpid(pid, &st, 0) != pid)
-        return -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
 static void stop(pid_t pid)
@@ -96,7 +60,7 @@ static void stop(pid_t pid)
 static pid_t paced_writer(const char *name, const ndshm_options *o, size_t lo, size_t hi,
                           uint64_t pattern, unsigned period_us)
 {
-    pid_t pid = spawn();
+    pid_t pid = tu_spawn();
     if (pid == 0) {
         ndshm_writer *w;
         ndshm_options oo = o ? *o : (ndshm_options)NDSHM_OPTIONS_INIT;
@@ -305,7 +269,7 @@ static void gc_never_removes_a_taken_over_channel(void **state)
 {
     (void)state;
     const char *name = tu_name("gcrace");
-    pid_t gcer = spawn();
+    pid_t gcer = tu_spawn();
     if (gcer == 0) {
         for (;;)
             (void)ndshm_gc(NULL);
@@ -524,7 +488,7 @@ static void fork_under_load_keeps_reclaiming(void **state)
             int n = maps_of(name);
             _exit(n > 100 ? 100 : n);
         }
-        int n = child_status(c);
+        int n = tu_child_status(c);
         assert_true(n < 128);
         if (n > worst)
             worst = n;
@@ -553,7 +517,7 @@ static void writer_inherited_over_fork(void **state)
     int go[2], done[2];
     assert_int_equal(pipe(go), 0);
     assert_int_equal(pipe(done), 0);
-    pid_t parent = spawn();
+    pid_t parent = tu_spawn();
     if (parent == 0) { /* the "parent" writer, in a process we can kill */
         ndshm_options o = NDSHM_OPTIONS_INIT;
         o.flags = NDSHM_UNLINK_ON_CLOSE;
@@ -653,7 +617,7 @@ static void dead_sleeper_costs_one_wake(void **state)
     ndshm_writer *w;
     assert_int_equal(ndshm_writer_create(name, NULL, &w), NDSHM_OK);
     publish_pattern(w, 64, 0);
-    pid_t c = spawn();
+    pid_t c = tu_spawn();
     if (c == 0) {
         ndshm_reader *r;
         if (ndshm_reader_open(name, NULL, &r) != NDSHM_OK)
@@ -714,7 +678,7 @@ static void await_writer(void **state)
     uint64_t slept = ndshm_now_ns() - t0;
     assert_true(slept >= 300000000); /* a lower bound only: it did not return early */
     /* a child sleeps with no writer; a takeover and a publish wake it */
-    pid_t c = spawn();
+    pid_t c = tu_spawn();
     if (c == 0) {
         int rc = ndshm_wait(patient, WAIT_NS);
         _exit(rc == NDSHM_OK ? 0 : 10 + (rc < 0 ? -rc : rc));
@@ -722,7 +686,7 @@ static void await_writer(void **state)
     tu_sleep_ms(50);
     assert_int_equal(ndshm_writer_open(name, NULL, &w), NDSHM_OK);
     publish_pattern(w, 64, 0);
-    assert_int_equal(child_status(c), 0);
+    assert_int_equal(tu_child_status(c), 0);
     ndshm_reader_close(plain);
     ndshm_reader_close(patient);
     assert_int_equal(ndshm_writer_close(w), NDSHM_OK);
@@ -731,7 +695,7 @@ static void await_writer(void **state)
 
 static void cleanup_all(void)
 {
-    kill_strays();
+    tu_kill_strays();
 }
 
 int main(void)
