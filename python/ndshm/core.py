@@ -49,6 +49,7 @@ class Status(enum.IntEnum):
     WRITER_GONE = 4
     CONTENDED = 5
     OVERWRITTEN = 6
+    REPLACED = 7
     E_INVAL = -1
     E_NAME = -2
     E_EXISTS = -3
@@ -68,6 +69,11 @@ class Status(enum.IntEnum):
     E_NOSPC = -17
     E_STATE = -18
     E_CONCURRENT = -19
+    E_KIND = -20
+    E_SUPERSEDED = -21
+    E_FORKED = -22
+    E_UNTRUSTED = -23
+    E_DIR = -24
     E_SYS = -1000
 
     def __bool__(self) -> bool:  # `if status:` reads as "got an array"
@@ -101,27 +107,54 @@ _FLAGS = [InfoFlags(i) for i in range(8)]  # enum construction is slow: cache th
 
 class Error(Exception):
     """An ndshm error. ``.status`` is the Status (``.rc`` the raw int, with the errno of an OS
-    error folded in). Subclasses also derive from the Python exception users expect."""
+    error folded in), ``.what`` the call and object it concerns. Subclasses also derive from the
+    Python exception users expect (FileExistsError, FileNotFoundError, PermissionError,
+    ValueError, OSError), with ``.errno`` set for the OSError ones.
+
+    Errors pickle with their status and message (multiprocessing sends a worker's exception
+    to the parent by pickling it)."""
+
+    _default_errno: Optional[int] = None
 
     def __init__(self, rc: int, what: str = ""):
-        self.rc = rc
-        self.status = _status(rc)
+        rc = int(rc)
         text = lib.ndshm_strerror(rc).decode()
         name = lib.ndshm_status_name(rc).decode()
         msg = f"{what}: {text} ({name})" if what else f"{text} ({name})"
         super().__init__(msg)
+        self._setup(rc, what)
+
+    def _setup(self, rc: int, what: str) -> None:
+        self.rc = rc
+        self.status = _status(rc)
+        self.what = what
+        if self._default_errno is not None:
+            self.errno = self._default_errno
+
+    def __reduce__(self):
+        # The default (type(self), self.args) would call __init__(message): rebuild from the
+        # status, what and the message as it was (the receiver's library may word it
+        # differently).
+        return (_rebuild_error, (type(self), self.rc, self.what, str(self)))
+
+
+def _rebuild_error(cls, rc: int, what: str, message: str) -> "Error":
+    err = cls.__new__(cls)
+    BaseException.__init__(err, message)
+    err._setup(rc, what)
+    return err
 
 
 class ExistsError(Error, FileExistsError):
-    pass
+    _default_errno = _errno.EEXIST
 
 
 class NotFoundError(Error, FileNotFoundError):
-    pass
+    _default_errno = _errno.ENOENT
 
 
 class PermError(Error, PermissionError):
-    pass
+    _default_errno = _errno.EACCES
 
 
 class ArgumentError(Error, ValueError):
@@ -129,8 +162,8 @@ class ArgumentError(Error, ValueError):
 
 
 class SysError(Error, OSError):
-    def __init__(self, rc: int, what: str = ""):
-        super().__init__(rc, what)
+    def _setup(self, rc: int, what: str) -> None:
+        super()._setup(rc, what)
         self.errno = -1000 - rc
 
 
@@ -144,15 +177,13 @@ _ERRORS = {
     -6: ArgumentError,
     -7: ArgumentError,
     -8: ArgumentError,
+    -24: ArgumentError,
 }
 
 
 def _error(rc: int, what: str = "") -> Error:
     if rc <= -1000:
         return SysError(rc, what)
-    if rc == -10:
-        err = Error(rc, what)
-        return err
     return _ERRORS.get(rc, Error)(rc, what)
 
 
@@ -423,6 +454,38 @@ def view_check(arr: np.ndarray) -> Status:
     return h.check()
 
 
+# ----- fork ----------------------------------------------------------------------------------
+#
+# A writer handle belongs to the process that opened it. After fork() the child holds a copy of
+# the parent's handle: publishing through it would reuse the parent's version numbers and its
+# close (explicit, by garbage collection or at exit) would unlink the parent's channel. So every
+# live Writer is disowned in the child: any call raises Error(E_FORKED) and collection does
+# nothing. The C library refuses the same calls with NDSHM_E_FORKED; the Python check also holds
+# with a library that does not. Readers inherited over fork keep working (their lock, which a
+# thread of the parent may have held at the fork, is replaced).
+
+_WRITERS: "weakref.WeakSet[Writer]" = weakref.WeakSet()
+_READERS: "weakref.WeakSet[Reader]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for w in list(_WRITERS):
+        w._disown()
+    for r in list(_READERS):
+        r._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _refuse_pickle(obj, what: str):
+    raise TypeError(
+        f"cannot pickle {obj!r}: an ndshm {what} is a handle of the process that opened it and "
+        f"cannot be sent to another process; send the channel name ({obj.name!r}) and open a "
+        f"{what} there"
+    )
+
+
 # ----- writer ------------------------------------------------------------------------------
 
 _FLAG_UNLINK_ON_CLOSE = 1
@@ -478,6 +541,8 @@ class Writer:
         mode: Optional[int] = None,
     ):
         self._h: Optional[int] = None
+        self._pid = os.getpid()
+        self._forked = False
         self.name = name
         flags = (_FLAG_UNLINK_ON_CLOSE if unlink_on_close else 0) | (
             _FLAG_FORCE_TAKEOVER if force_takeover else 0
@@ -493,6 +558,23 @@ class Writer:
         self._ver = ctypes.c_uint64()
         self._loan: Optional[_LoanHolder] = None
         self._stale: List[weakref.ref] = []  # loaned arrays that may outlive their mapping
+        _WRITERS.add(self)
+
+    def _disown(self) -> None:
+        """In a forked child: forget the parent's handle without touching it."""
+        if self._h is not None:
+            self._h = None
+            self._forked = True
+            self._loan = None
+            self._stale = []
+
+    def _unusable(self) -> Exception:
+        if self._forked or os.getpid() != self._pid:
+            self._disown()
+            return _error(
+                -22, f"writer {self.name!r} (opened by process {self._pid}, this is {os.getpid()})"
+            )
+        return ValueError("writer is closed")
 
     # -- publishing --
     def publish(self, array: Any) -> int:
@@ -500,7 +582,7 @@ class Writer:
         anything np.asarray accepts); a non-C-contiguous or big-endian one is copied once."""
         h = self._h
         if h is None:
-            raise ValueError("writer is closed")
+            raise self._unusable()
         a = array if type(array) is np.ndarray else np.asarray(array)
         code = _CODE_BY_DTYPE.get(a.dtype)
         if code is None:
@@ -525,7 +607,7 @@ class Writer:
         meantime the array reads zeros; it never crashes the process)."""
         h = self._h
         if h is None:
-            raise ValueError("writer is closed")
+            raise self._unusable()
         dt = np.dtype(dtype)
         code = _code_of(dt)
         dt = _DTYPE_BY_CODE[code]
@@ -547,7 +629,7 @@ class Writer:
     def commit(self) -> int:
         """Publish the loaned slot; returns the version number."""
         if self._h is None:
-            raise ValueError("writer is closed")
+            raise self._unusable()
         _check(lib.ndshm_commit(self._h, ctypes.byref(self._ver)), f"commit on {self.name!r}")
         self._retire_loan()
         self._fence()
@@ -556,7 +638,7 @@ class Writer:
     def cancel(self) -> None:
         """Abandon the loan; nothing of it becomes visible."""
         if self._h is None:
-            raise ValueError("writer is closed")
+            raise self._unusable()
         _check(lib.ndshm_cancel(self._h), f"cancel on {self.name!r}")
         self._retire_loan()
         self._fence()
@@ -591,20 +673,33 @@ class Writer:
     def reserve(self, capacity: int) -> None:
         """Make the next publish move to a data segment with this slot capacity (bytes)."""
         if self._h is None:
-            raise ValueError("writer is closed")
+            raise self._unusable()
         _check(lib.ndshm_writer_reserve(self._h, int(capacity)), f"reserve on {self.name!r}")
 
     @property
     def version(self) -> int:
         """Version number of the last publish (0 = none)."""
-        return lib.ndshm_writer_version(self._h) if self._h is not None else 0
+        if self._h is None:
+            if self._forked:
+                raise self._unusable()
+            return 0
+        return lib.ndshm_writer_version(self._h)
 
     @property
     def closed(self) -> bool:
-        return self._h is None
+        """Closed by close() (False for a handle inherited over fork: it is the parent's)."""
+        return self._h is None and not self._forked
+
+    @property
+    def forked(self) -> bool:
+        """True in a process that inherited this writer over fork(): every call is refused."""
+        return self._forked or os.getpid() != self._pid
 
     def close(self) -> None:
-        """Close (cancels an open loan). Readers see the writer as gone."""
+        """Close (cancels an open loan; unlinks the channel if unlink_on_close). Readers see
+        the writer as gone. In a forked child: refused with Error(E_FORKED), nothing touched."""
+        if self._forked or (self._h is not None and os.getpid() != self._pid):
+            raise self._unusable()
         h, self._h = self._h, None
         if h is not None:
             lib.ndshm_writer_close(h)
@@ -618,17 +713,35 @@ class Writer:
         self.close()
 
     def __del__(self):
-        if getattr(self, "_h", None) is not None and lib is not None:
-            self.close()
+        try:
+            if getattr(self, "_h", None) is not None and lib is not None:
+                if os.getpid() == self._pid:
+                    self.close()
+                else:  # a forked child collecting the parent's writer: never close it
+                    self._disown()
+        except Exception:  # interpreter shutdown
+            pass
+
+    def __reduce_ex__(self, protocol):
+        _refuse_pickle(self, "Writer")
 
     def __repr__(self) -> str:
-        state = "closed" if self._h is None else f"version={self.version}"
+        if self.forked:
+            state = f"inherited over fork from process {self._pid}: unusable here"
+        elif self._h is None:
+            state = "closed"
+        else:
+            state = f"version={self.version}"
         return f"<ndshm.Writer {self.name!r} {state}>"
 
 
 # ----- reader ------------------------------------------------------------------------------
 
 ReadResult = Tuple[Status, Optional[np.ndarray], Optional[Info]]
+
+# Longest C wait: a blocked wait() returns to the interpreter at least this often, so signal
+# handlers (Ctrl-C) run within ~50 ms.
+_WAIT_SLICE_NS = 50_000_000
 
 
 class Reader:
@@ -661,6 +774,7 @@ class Reader:
         self._size = 64  # buffer size for the next read: the last array's size
         self._spare: Optional[np.ndarray] = None  # a buffer allocated but not handed out
         self._lock = threading.Lock()
+        _READERS.add(self)
 
     def _handle(self) -> int:
         h = self._h
@@ -753,9 +867,27 @@ class Reader:
     def wait(self, timeout: Optional[float] = None) -> Status:
         """Wait until a version newer than the last read exists: Status.OK, TIMEOUT, or
         WRITER_GONE (the writer closed or died and nothing newer is left). timeout in
-        seconds; None waits forever. The GIL is released while waiting."""
-        ns = -1 if timeout is None else max(int(timeout * 1e9), 0)
-        rc = lib.ndshm_wait(self._handle(), ns)
+        seconds; None waits forever. The GIL is released while waiting, and the wait is
+        sliced (C waits of at most 50 ms) so that Ctrl-C and other signal handlers run
+        within one slice: KeyboardInterrupt is raised from here."""
+        h = self._handle()
+        wait = lib.ndshm_wait
+        if timeout is None:
+            while True:
+                rc = wait(h, _WAIT_SLICE_NS)
+                if rc != 3:  # TIMEOUT of a slice: Python runs pending signal handlers here
+                    break
+        else:
+            ns = max(int(timeout * 1e9), 0)
+            if ns <= _WAIT_SLICE_NS:
+                rc = wait(h, ns)
+            else:
+                deadline = lib.ndshm_now_ns() + ns
+                while True:
+                    left = deadline - lib.ndshm_now_ns()
+                    rc = wait(h, max(min(left, _WAIT_SLICE_NS), 0))
+                    if rc != 3 or left <= _WAIT_SLICE_NS:
+                        break
         if rc < 0:
             raise _error(rc, f"wait on {self.name!r}")
         return _STATUS[rc]
@@ -802,6 +934,9 @@ class Reader:
     def __del__(self):
         if getattr(self, "_h", None) is not None and lib is not None:
             self.close()
+
+    def __reduce_ex__(self, protocol):
+        _refuse_pickle(self, "Reader")
 
     def __repr__(self) -> str:
         state = "closed" if self._h is None else f"version={self.version}"

@@ -119,3 +119,19 @@ def peer(peer_path):
     p = Peer(peer_path)
     yield p
     p.close()
+
+
+PKG = os.path.dirname(HERE)  # python/: the directory holding the ndshm package
+
+
+def run_py(code: str, *args: str, timeout: float = 60, check: bool = True, env=None, cwd=None):
+    """Run `code` in a fresh interpreter (this one's executable, ndshm importable, the same
+    NDSHM_DIR and NDSHM_LIBRARY). Returns the CompletedProcess; with check, asserts exit 0."""
+    full_env = dict(os.environ) if env is None else env
+    p = subprocess.run(
+        [sys.executable, "-c", f"import sys; sys.path.insert(0, {PKG!r})\n" + code, *args],
+        capture_output=True, text=True, timeout=timeout, env=full_env, cwd=cwd,
+    )
+    if check:
+        assert p.returncode == 0, f"exit {p.returncode}\nstdout:\n{p.stdout}\nstderr:\n{p.stderr}"
+    return p
