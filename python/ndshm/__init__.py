@@ -27,6 +27,7 @@ from .core import (  # noqa: F401
     Writer,
     dtype_of,
     gc,
+    library_path,
     library_version,
     list_channels,
     now_ns,

@@ -30,6 +30,7 @@ __all__ = [
     "gc",
     "now_ns",
     "library_version",
+    "library_path",
     "dtype_of",
     "MAX_DIMS",
 ]
@@ -988,4 +989,10 @@ def now_ns() -> int:
 
 
 def library_version() -> str:
+    """The loaded libndshm's version, "MAJOR.MINOR.PATCH"."""
     return lib.ndshm_version().decode()
+
+
+def library_path() -> str:
+    """The libndshm file this process loaded (see docs/python.md, "Finding the library")."""
+    return _lib.path
