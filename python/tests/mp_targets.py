@@ -49,3 +49,41 @@ def read_inherited(reader, q):
 def just_exit():
     """A forked child that does nothing and exits normally."""
     return None
+
+
+# ----- ndsharray face ----------------------------------------------------------------------
+
+
+def ndsharray_echo(name, ready, written, echoed, stop, errors):
+    """Reads every array the parent writes on `name` and writes it back on `name`_copy,
+    waiting for each new array with ndsharray's `while not status` loop."""
+    import time
+
+    from ndshm.compat.ndsharray import NdShArray
+
+    try:
+        rd = NdShArray(name, r_w="r")
+        wr = NdShArray(name + "_copy", r_w="w")
+        ready.set()
+        while not stop.is_set():
+            if not written.wait(0.1):
+                continue
+            written.clear()
+            status, arr = False, None
+            deadline = time.monotonic() + 60
+            while not status:
+                status, arr = rd.read()
+                if time.monotonic() > deadline:
+                    errors.put("child: no new array within 60 s")
+                    return
+            wr.write(arr)
+            echoed.set()
+    except BaseException as e:  # reported to the parent, which fails the test with it
+        errors.put(f"child: {type(e).__name__}: {e}")
+        raise
+
+
+def ndsharray_open_missing(name):
+    from ndshm.compat.ndsharray import NdShArray
+
+    NdShArray(name, r_w="r")

@@ -9,7 +9,6 @@ import pytest
 
 import ndshm
 from ndshm.compat import sharedarray as sa
-from ndshm.compat.ndsharray import NdShArray
 
 from conftest import segments
 
@@ -23,64 +22,6 @@ def run_py(code: str, *args: str) -> str:
     )
     assert p.returncode == 0, p.stderr
     return p.stdout
-
-
-# ----- ndsharray ---------------------------------------------------------------------------
-
-
-def test_ndsharray_write_read(name):
-    arr = np.arange(12, dtype=np.float32).reshape(3, 4)
-    w = NdShArray(name, arr, r_w="w")
-    r = NdShArray(name, r_w="r")
-    assert (w.name, w.access, r.access) == (name, "w", "r")
-    assert w.is_valid and not r.is_valid  # the reader holds nothing yet
-    status, got = r.read()
-    assert status is True and r.is_new and r.is_valid
-    np.testing.assert_array_equal(got, arr)
-    assert r.read_time_ms >= 0.0
-    status, again = r.read()  # nothing new: the same array, still valid
-    assert status and again is got and not r.is_new
-    # dtype and shape changes re-allocate silently
-    w.write(np.ones((1080, 1920, 3), np.uint8))
-    status, frame = r.read()
-    assert status and frame.shape == (1080, 1920, 3) and frame.dtype == np.uint8
-    with pytest.raises(PermissionError):
-        r.write(arr)
-    with pytest.raises(PermissionError):
-        w.read()
-    w.close()
-    assert segments(name) == []  # the writer removed its shared memory
-    assert not w.is_valid
-    r.close()
-
-
-def test_ndsharray_reader_before_writer(name):
-    r = NdShArray(name, r_w="r")
-    assert r.read() == (False, None)
-    with NdShArray(name, r_w="w") as w:
-        assert r.read() == (False, None)  # exists, nothing written
-        w.write(np.array([1, 2, 3]))
-        status, got = r.read()
-        assert status and got.tolist() == [1, 2, 3]
-    r.close()
-
-
-def test_ndsharray_no_leak_at_process_exit(name):
-    """A writer process that never calls close() leaves no segment behind."""
-    out = run_py(
-        "import numpy as np\n"
-        "from ndshm.compat.ndsharray import NdShArray\n"
-        "w = NdShArray(sys.argv[1], np.zeros(10), r_w='w')\n"
-        "print('written')\n",
-        name,
-    )
-    assert out.strip() == "written"
-    assert segments(name) == []
-
-
-def test_ndsharray_bad_mode(name):
-    with pytest.raises(ValueError):
-        NdShArray(name, r_w="rw")
 
 
 # ----- SharedArray -------------------------------------------------------------------------
