@@ -110,6 +110,24 @@ class CChannelInfo(ctypes.Structure):
     ]
 
 
+class CWireMeta(ctypes.Structure):
+    """struct ndshm_wire_meta (include/ndshm/wire.h)."""
+
+    _fields_ = [
+        ("dtype", c_i32),
+        ("ndim", c_u32),
+        ("shape", c_u64 * MAX_DIMS),
+        ("version", c_u64),
+        ("publish_ns", c_u64),
+        ("publish_real_ns", c_u64),
+        ("nbytes", c_u64),
+        ("stream_seq", c_u64),
+        ("session", c_u64),
+        ("flags", c_u32),
+        ("reserved_", c_u32),
+    ]
+
+
 PKG_DIR = os.path.dirname(os.path.abspath(__file__))
 
 # Symbols a sanitizer runtime adds to every instrumented object. Loading such a library into an
@@ -294,6 +312,10 @@ _proto("ndshm_gc", _int, _P(ctypes.c_size_t))
 _proto("ndshm_name_check", _int, ctypes.c_char_p)
 _proto("ndshm_now_ns", c_u64)
 _proto("ndshm_version", ctypes.c_char_p)
+_proto("ndshm_wire_size", _int, _P(CWireMeta), _P(c_u64))
+_proto("ndshm_wire_encode", _int, _P(CWireMeta), _vp, _vp, ctypes.c_size_t, _P(ctypes.c_size_t))
+_proto("ndshm_wire_decode", _int, _vp, ctypes.c_size_t, _P(CWireMeta), _P(_vp))
+_proto("ndshm_wire_realtime_ns", c_u64)
 
 # Raw addresses of the hot calls, called through these objects to skip attribute lookups.
 read_latest = lib.ndshm_read_latest
