@@ -87,3 +87,116 @@ def ndsharray_open_missing(name):
     from ndshm.compat.ndsharray import NdShArray
 
     NdShArray(name, r_w="r")
+
+
+# ----- SharedArray face --------------------------------------------------------------------
+
+
+def sharedarray_fill_row(args):
+    """Attach the array and fill row i with its checksummed pattern; return the row's sum as
+    this worker reads it back from the shared memory."""
+    from ndshm.compat import sharedarray as sa
+
+    name, i = args
+    a = sa.attach(name)
+    a[i] = i * 1_000_000 + np.arange(a.shape[1], dtype=a.dtype)
+    return float(sa.attach(name)[i].sum())
+
+
+def sharedarray_wait_for(name, index, value, timeout):
+    """Spin until element `index` of the shared array becomes `value` (written by another
+    process, with no call in between): proof that the memory is the same."""
+    import time
+
+    from ndshm.compat import sharedarray as sa
+
+    a = sa.attach(name, ro=True)
+    deadline = time.monotonic() + timeout
+    while a[index] != value:
+        if time.monotonic() > deadline:
+            return f"never saw {value} at {index} (last {a[index]})"
+        time.sleep(0.001)
+    return "seen"
+
+
+def sharedarray_attach_missing(name):
+    from ndshm.compat import sharedarray as sa
+
+    sa.attach(name)
+
+
+# ----- shared_memory face ------------------------------------------------------------------
+
+
+def shm_frame_change(name, row, col, value):
+    """Load the shared DataFrame, set one cell, return the frame's values as this process
+    sees them."""
+    from ndshm.compat import shared_memory as shm
+
+    frame = shm.load(name)
+    frame.loc[row, col] = value
+    return {c: frame[c].tolist() for c in frame.columns}
+
+
+def shm_load_values(name):
+    from ndshm.compat import shared_memory as shm
+
+    obj = shm.load(name)
+    return {c: obj[c].tolist() for c in obj.columns}
+
+
+def shm_load_missing(name):
+    from ndshm.compat import shared_memory as shm
+
+    shm.load(name)
+
+
+# ----- shared_memory_wrapper face ----------------------------------------------------------
+
+
+class Holder:
+    """An object whose attributes hold arrays (the wrapper walks objects too)."""
+
+    def __init__(self, label, data):
+        self.label = label
+        self.data = data
+
+
+def wrapper_round_trip(identifier, npz_path):
+    """Load the parent's object, change its array in place, and send back a new object both
+    through shared memory (an identifier) and through an .npz file."""
+    from ndshm.compat import shared_memory_wrapper as smw
+
+    obj = smw.object_from_shared_memory(identifier)
+    obj["holder"].data += 1  # in place: the parent sees it
+    reply = {"pid": os.getpid(), "seen": obj["holder"].data.tolist(), "nested": [obj["t"]],
+             "made": np.arange(6, dtype=np.int16).reshape(2, 3) * os.getpid() % 7}
+    ident = smw.object_to_shared_memory(reply)
+    smw.to_file(reply, npz_path, compress=True)
+    return ident
+
+
+def wrapper_session_cleanup():
+    """Create two objects, then remove this process's segments only."""
+    from ndshm.compat import shared_memory_wrapper as smw
+
+    ids = [smw.object_to_shared_memory([np.zeros(3), np.ones(2)]) for _ in range(2)]
+    return ids, smw.remove_shared_memory_in_session()
+
+
+def wrapper_load_bad(identifier):
+    from ndshm.compat import shared_memory_wrapper as smw
+
+    smw.object_from_shared_memory(identifier)
+
+
+# ----- wea face ----------------------------------------------------------------------------
+
+
+def wea_child_fills(name, q):
+    """Fill column 1 of the parent's shared array; send its exchange buffer back."""
+    from ndshm.compat import wea
+
+    a = wea.shared_memory.attach_shared_array("/" + name)
+    a[:, 1] = np.arange(a.shape[0])
+    q.put(a.exchange_buffer)  # the buffer travels through multiprocessing's pipe
