@@ -310,3 +310,12 @@ def test_pool_worker_failing_on_a_missing_array(name, method):
         with pytest.raises(FileNotFoundError) as ei:
             res.get(timeout=60)
         assert ei.value.status == ndshm.Status.E_NOENT
+
+
+def test_non_native_byte_order_is_converted(name):
+    w = NdShArray(name, np.arange(4, dtype=">i4"), r_w="w")
+    r = NdShArray(name, r_w="r")
+    status, got = r.read()
+    assert status is True and got.dtype == np.dtype("=i4") and got.tolist() == [0, 1, 2, 3]
+    w.close()
+    r.close()

@@ -243,3 +243,18 @@ def test_dataframe_changed_in_one_process_seen_in_another(name, ctx):
             res.get(timeout=60)
         assert ei.value.status == ndshm.Status.E_NOENT
     shm.unlink(name)
+
+
+def test_dataarray_keeps_name_attrs_and_coordinates(name):
+    t = xr.DataArray(np.zeros((2, 3), np.float32), dims=["t", "ch"], name="volts",
+                     coords={"t": np.array(["2024-01-01", "2024-01-02"], dtype="datetime64[ns]"),
+                             "ch": [1.5, 2.5, 3.5]}, attrs={"unit": "V", "gain": 2})
+    a = shm.create(name, shm.DataArrayLayout.from_data(t))
+    b = shm.load(name)
+    assert (b.name, b.attrs, b.dims, b.dtype) == ("volts", {"unit": "V", "gain": 2},
+                                                  ("t", "ch"), np.float32)
+    assert b.coords["t"].values.tolist() == t.coords["t"].values.tolist()
+    assert b.coords["ch"].values.tolist() == [1.5, 2.5, 3.5]
+    a[1, 2] = 9.0
+    assert float(b.sel(ch=3.5)[1]) == 9.0
+    shm.unlink(name)
