@@ -132,7 +132,9 @@ PKG_DIR = os.path.dirname(os.path.abspath(__file__))
 
 # Symbols a sanitizer runtime adds to every instrumented object. Loading such a library into an
 # uninstrumented interpreter aborts the process (ASan: "runtime does not come first").
-_SANITIZER_MARKS = (b"__asan_init", b"__tsan_init", b"__msan_init", b"__ubsan_handle_", b"__hwasan_init")
+_SANITIZER_MARKS = (
+    b"__asan_init", b"__tsan_init", b"__msan_init", b"__ubsan_handle_", b"__hwasan_init"
+)
 _SANITIZER_CACHE = re.compile(r"^NDSHM_SANITIZER:[A-Z]+=(.+)$", re.M)
 
 
@@ -200,7 +202,9 @@ def _build_libraries(repo: str) -> List[str]:
     return sorted(found, key=lambda p: (-mtime(p), p))
 
 
-def candidates(environ=os.environ, pkg_dir: str = PKG_DIR) -> Iterator[Tuple[str, str, Optional[str]]]:
+def candidates(
+    environ=os.environ, pkg_dir: str = PKG_DIR
+) -> Iterator[Tuple[str, str, Optional[str]]]:
     """(path, rule, refused) in the order they are tried; refused says why a candidate is
     skipped (a sanitizer build found by rule 3)."""
     env = environ.get("NDSHM_LIBRARY")

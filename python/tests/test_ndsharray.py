@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 import ndshm
-from ndshm.compat import ndsharray
 from ndshm.compat.ndsharray import NdShArray, supported_types
 
 import mp_targets
@@ -279,7 +278,8 @@ def test_writer_and_echo_child(name, method):
                 prev_mmap = mmap
                 written.set()
                 if not echoed.wait(120):
-                    pytest.fail(f"no echo for {shape} {t}: {errors.get(timeout=1) if not errors.empty() else ''}")
+                    why = errors.get(timeout=1) if not errors.empty() else ""
+                    pytest.fail(f"no echo for {shape} {t} within 120 s: {why}")
                 echoed.clear()
                 status, got = False, None
                 deadline = time.monotonic() + 60

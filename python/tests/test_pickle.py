@@ -24,7 +24,8 @@ ERROR_CODES = [int(s) for s in Status if s < 0 and s != Status.E_SYS] + [-1000 -
 @pytest.mark.parametrize("proto", range(pickle.HIGHEST_PROTOCOL + 1))
 def test_errors_round_trip_through_pickle(rc, proto):
     e = _error(rc, "stat 'cam'")
-    for dumps in (lambda x: pickle.dumps(x, proto), lambda x: bytes(ForkingPickler.dumps(x, proto))):
+    for dumps in (lambda x: pickle.dumps(x, proto),
+                  lambda x: bytes(ForkingPickler.dumps(x, proto))):
         got = pickle.loads(dumps(e))
         assert type(got) is type(e)
         assert (got.rc, got.status, got.what, str(got), got.args) == (

@@ -13,7 +13,7 @@ from ndshm.compat import sharedarray
 from ndshm.compat import shared_memory_wrapper as smw
 
 import mp_targets
-from conftest import SHM_DIR, segments
+from conftest import SHM_DIR
 
 
 def ours():

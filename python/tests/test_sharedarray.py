@@ -3,7 +3,6 @@ what SharedArray exists for: one array in shared memory that several processes c
 place — workers filling rows, under fork and spawn, and a Pool whose worker fails."""
 
 import multiprocessing
-import os
 
 import numpy as np
 import pytest
@@ -12,7 +11,7 @@ import ndshm
 from ndshm.compat import sharedarray as sa
 
 import mp_targets
-from conftest import SHM_DIR, segments
+from conftest import segments
 
 
 def test_readme_example(name, console):

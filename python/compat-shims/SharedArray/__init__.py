@@ -1,4 +1,4 @@
-"""`import SharedArray` runs ndshm's face of SharedArray (ndshm.compat; see docs/python.md)."""
+"""`import SharedArray` gives ndshm's face of SharedArray: ndshm.compat (docs/python.md)."""
 import os
 import sys
 

@@ -1,4 +1,4 @@
-"""`import ndsharray` runs ndshm's face of ndsharray (ndshm.compat; see docs/python.md)."""
+"""`import ndsharray` gives ndshm's face of ndsharray: ndshm.compat (docs/python.md)."""
 import os
 import sys
 

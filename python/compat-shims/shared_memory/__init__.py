@@ -1,4 +1,4 @@
-"""`import shared_memory` runs ndshm's face of shared_memory (ndshm.compat; see docs/python.md)."""
+"""`import shared_memory` gives ndshm's face of shared_memory: ndshm.compat (docs/python.md)."""
 import os
 import sys
 

@@ -1,4 +1,4 @@
-"""`import shared_memory_wrapper` runs ndshm's face of shared_memory_wrapper (ndshm.compat; see docs/python.md)."""
+"""`import shared_memory_wrapper` gives ndshm's face of it: ndshm.compat (docs/python.md)."""
 import os
 import sys
 

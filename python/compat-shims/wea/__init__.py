@@ -1,4 +1,4 @@
-"""`import wea` runs ndshm's face of wea (ndshm.compat; see docs/python.md)."""
+"""`import wea` gives ndshm's face of wea: ndshm.compat (docs/python.md)."""
 import os
 import sys
 

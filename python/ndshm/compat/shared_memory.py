@@ -204,7 +204,8 @@ def _decode_index(d: Any) -> np.ndarray:
         raise _corrupt("index is not an object")
     if "range" in d:
         r = d["range"]
-        if not (isinstance(r, list) and len(r) == 3 and all(type(x) is int for x in r)) or r[2] == 0:
+        ok = isinstance(r, list) and len(r) == 3 and all(type(x) is int for x in r)
+        if not ok or r[2] == 0:
             raise _corrupt("bad range index")
         return np.arange(r[0], r[1], r[2])
     values, dt = d.get("values"), d.get("dtype")

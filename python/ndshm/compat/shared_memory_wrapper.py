@@ -30,7 +30,7 @@ import pickle
 import re
 import secrets
 import stat as _stat
-from typing import Any, Dict, List, Set
+from typing import Any, Dict, List
 
 import numpy as np
 

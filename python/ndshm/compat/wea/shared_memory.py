@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any, Sequence, Union
 
-import numpy as np
 
 from ...array import attach_array, create_array, delete_array
 from ._array import WrappedExchangeArray
@@ -20,7 +19,9 @@ from ._array import WrappedExchangeArray
 __all__ = ["create_shared_array", "attach_shared_array", "unlink_shared_array"]
 
 
-def create_shared_array(name: str, dtype: Any, dims: Union[int, Sequence[int]]) -> WrappedExchangeArray:
+def create_shared_array(
+    name: str, dtype: Any, dims: Union[int, Sequence[int]]
+) -> WrappedExchangeArray:
     """Create the shared array `name` of dtype and dims, zero-filled, Fortran order."""
     return create_array(name, dims, dtype, order="F").view(WrappedExchangeArray)
 
