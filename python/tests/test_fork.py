@@ -177,20 +177,31 @@ r, wr = os.pipe()
 go_r, go_w = os.pipe()
 pid = os.fork()
 if pid == 0:
+    import gc
     os.read(go_r, 1)
     st = rd.wait(30)
-    s2, arr, info = rd.read()
-    os.write(wr, json.dumps([st.name, s2.name, arr.tolist(), info.version]).encode())
+    s2, arr, info = rd.read_next()
+    s3, view, vinfo = rd.view_next()  # the zero-copy path too, released in the child
+    out = [st.name, s2.name, arr.tolist(), info.version, s3.name, view.tolist(),
+           vinfo.version, ndshm.view_check(view).name]
+    del view
+    gc.collect()
+    rd.close()
+    os.write(wr, json.dumps(out).encode())
     os._exit(0)
 w.publish(np.arange(6) * 3)
+w.publish(np.arange(2) + 7)
 os.write(go_w, b"x")
 print(os.read(r, 65536).decode())
-os.waitpid(pid, 0)
+_, status = os.waitpid(pid, 0)
+assert os.waitstatus_to_exitcode(status) == 0
+st, arr, info = rd.read()  # the parent's own handle: unaffected by the child's reads
+assert st == ndshm.Status.OK and info.version == 3, (st, info)
 w.close()
 ndshm.unlink(name)
 """
     out = json.loads(run_py(code, name).stdout)
-    assert out == ["OK", "OK", [0, 3, 6, 9, 12, 15], 2]
+    assert out == ["OK", "OK", [0, 3, 6, 9, 12, 15], 2, "OK", [7, 8], 3, "OK"]
 
 
 # ----- multiprocessing with the fork start method ------------------------------------------
