@@ -231,7 +231,8 @@ def _name_bytes(name: str) -> bytes:
     return b
 
 
-def _options(flags=0, slots=None, capacity=None, mode=None, retries=None, spin_ns=None):
+def _options(flags=0, slots=None, capacity=None, mode=None, retries=None, spin_ns=None,
+             growth=None):
     o = Options()
     o.size = ctypes.sizeof(Options)
     o.flags = flags
@@ -240,8 +241,12 @@ def _options(flags=0, slots=None, capacity=None, mode=None, retries=None, spin_n
     o.mode = mode or 0
     o.retries = retries or 0
     o.spin_ns = spin_ns or 0
+    o.growth = _GROWTH[growth]
     return o
 
+
+# ndshm_growth: how a writer sizes a re-allocation for a version that does not fit
+_GROWTH = {None: 0, "double": 0, "exact": 1, "fixed": 2}
 
 # ----- info --------------------------------------------------------------------------------
 
@@ -493,6 +498,8 @@ _FLAG_UNLINK_ON_CLOSE = 1
 _FLAG_OPEN_OR_CREATE = 2
 _FLAG_FORCE_TAKEOVER = 4
 _FLAG_REPLAY = 8
+_FLAG_PERSISTENT = 16
+_FLAG_AWAIT_WRITER = 32
 
 
 class _ShapeCache:
@@ -526,7 +533,9 @@ class Writer:
     create=True (default) makes a new channel (FileExistsError if it exists, unless
     exist_ok=True); create=False takes over an existing one whose writer is gone
     (force_takeover=True: even if it seems alive). unlink_on_close removes the channel when
-    the writer closes; otherwise it outlives the process until ndshm.unlink(name).
+    the writer closes; otherwise it outlives the process until ndshm.unlink(name) or, once its
+    writer is gone, ndshm.gc() — unless persistent=True (gc keeps it). growth: how a version
+    that does not fit re-allocates: "double" (default), "exact", or "fixed" (refused).
     """
 
     def __init__(
@@ -537,9 +546,11 @@ class Writer:
         exist_ok: bool = False,
         unlink_on_close: bool = False,
         force_takeover: bool = False,
+        persistent: bool = False,
         slots: Optional[int] = None,
         capacity: Optional[int] = None,
         mode: Optional[int] = None,
+        growth: Optional[str] = None,
     ):
         self._h: Optional[int] = None
         self._pid = os.getpid()
@@ -550,7 +561,11 @@ class Writer:
         )
         if exist_ok:
             flags |= _FLAG_OPEN_OR_CREATE
-        opts = _options(flags, slots, capacity, mode)
+        if persistent:
+            flags |= _FLAG_PERSISTENT
+        if growth not in _GROWTH:
+            raise _error(-1, f"growth must be 'double', 'exact' or 'fixed', not {growth!r}")
+        opts = _options(flags, slots, capacity, mode, growth=growth)
         h = ctypes.c_void_p()
         fn = lib.ndshm_writer_create if create else lib.ndshm_writer_open
         _check(fn(_name_bytes(name), ctypes.byref(opts), ctypes.byref(h)), f"writer {name!r}")
@@ -755,6 +770,8 @@ class Reader:
     ...         if status: print(frame.mean(), info.latency_ms)
 
     replay=True: the first read_next() starts at the oldest version still present.
+    await_writer=True: wait() keeps waiting while the channel has no writer (until a new
+    version, the timeout or the channel's replacement) instead of returning WRITER_GONE.
     """
 
     def __init__(
@@ -762,12 +779,14 @@ class Reader:
         name: str,
         *,
         replay: bool = False,
+        await_writer: bool = False,
         retries: Optional[int] = None,
         spin_ns: Optional[int] = None,
     ):
         self._h: Optional[int] = None
         self.name = name
-        opts = _options(_FLAG_REPLAY if replay else 0, retries=retries, spin_ns=spin_ns)
+        flags = (_FLAG_REPLAY if replay else 0) | (_FLAG_AWAIT_WRITER if await_writer else 0)
+        opts = _options(flags, retries=retries, spin_ns=spin_ns)
         h = ctypes.c_void_p()
         rc = lib.ndshm_reader_open(_name_bytes(name), ctypes.byref(opts), ctypes.byref(h))
         _check(rc, f"reader {name!r}")
@@ -866,8 +885,10 @@ class Reader:
         return self._view(lib.ndshm_view_next)
 
     def wait(self, timeout: Optional[float] = None) -> Status:
-        """Wait until a version newer than the last read exists: Status.OK, TIMEOUT, or
-        WRITER_GONE (the writer closed or died and nothing newer is left). timeout in
+        """Wait until a version newer than the last read exists: Status.OK, TIMEOUT,
+        WRITER_GONE (the writer closed or died and nothing newer is left; not with
+        await_writer), or REPLACED (the name now belongs to a new channel: open a new Reader
+        to follow it). timeout in
         seconds; None waits forever. The GIL is released while waiting, and the wait is
         sliced (C waits of at most 50 ms) so that Ctrl-C and other signal handlers run
         within one slice: KeyboardInterrupt is raised from here."""

@@ -364,3 +364,37 @@ def test_struct_sizes_match_header():
 
     assert ctypes.sizeof(_lib.Options) == 40
     assert ctypes.sizeof(_lib.CInfo) == 7 * 8 + 4 * 4 + 4 * 8 + 32 * 8
+
+
+def test_persistent_await_writer_growth_and_replaced(name):
+    """The layout-2 options through Python: gc keeps a persistent channel; await_writer waits
+    across a writer restart; growth 'fixed' refuses a version that does not fit; a wait on a
+    removed-and-recreated channel says REPLACED."""
+    with ndshm.Writer(name, persistent=True) as w:
+        w.publish(np.arange(3.0))
+    ndshm.gc()
+    assert ndshm.stat(name).version == 1  # kept by gc
+    ndshm.unlink(name)
+    with ndshm.Writer(name, growth="fixed", capacity=64) as w:
+        w.publish(np.zeros(8))  # 64 bytes: fits
+        with pytest.raises(ndshm.Error) as ei:
+            w.publish(np.zeros(9))
+        assert ei.value.status == Status.E_LIMIT
+    with pytest.raises(ValueError):
+        ndshm.Writer(name + "x", growth="triple")
+    r_plain = ndshm.Reader(name)
+    r_await = ndshm.Reader(name, await_writer=True)
+    assert r_plain.read()[0] == Status.OK and r_await.read()[0] == Status.OK
+    assert r_plain.wait(0.05) == Status.WRITER_GONE
+    assert r_await.wait(0.2) == Status.TIMEOUT  # no writer: keeps waiting
+    w2 = ndshm.Writer(name, create=False)  # the writer comes back
+    threading.Timer(0.1, w2.publish, args=(np.arange(2),)).start()
+    assert r_await.wait(30) == Status.OK
+    assert r_await.read()[1].tolist() == [0, 1]
+    w2.close()
+    ndshm.unlink(name)
+    w3 = ndshm.Writer(name)  # a new channel under the name
+    assert r_await.wait(30) == Status.REPLACED
+    r_plain.close()
+    r_await.close()
+    w3.close()

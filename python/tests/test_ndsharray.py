@@ -319,3 +319,23 @@ def test_non_native_byte_order_is_converted(name):
     assert status is True and got.dtype == np.dtype("=i4") and got.tolist() == [0, 1, 2, 3]
     w.close()
     r.close()
+
+
+def test_reader_follows_a_restarted_writer(name):
+    """ndsharray reads the name afresh on every read, so its readers follow a writer that was
+    restarted: the face reopens when ndshm says the name now belongs to a new channel."""
+    w = NdShArray(name, np.arange(3), r_w="w")
+    r = NdShArray(name, r_w="r")
+    assert r.read()[0] is True
+    w.close()  # removes the channel
+    w2 = NdShArray(name, np.arange(5) * 2, r_w="w")  # a new writer process, same name
+    status, got = False, None
+    deadline = time.monotonic() + 30
+    while not status and time.monotonic() < deadline:
+        status, got = r.read()
+        time.sleep(0.001)
+    assert status is True and got.tolist() == [0, 2, 4, 6, 8]
+    w2.write(np.full(2, 3))
+    assert r.read()[1].tolist() == [3, 3]
+    w2.close()
+    r.close()

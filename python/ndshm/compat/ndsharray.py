@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import atexit
 import mmap
+import os
 import weakref
 from typing import Optional, Tuple
 
@@ -69,6 +70,21 @@ def _close_all():  # no leaked segments at interpreter exit (never a forked chil
         w = s._writer
         if w is not None and not w.forked:
             s.close()
+
+
+def _data_segment(name: str, gen: int) -> str:
+    """The data segment of generation gen of channel name, as its file name minus "ndshm."
+    (ndshm names it <name>@<gen>.<random token>; the token is found in the directory), or
+    <name>@<gen> if that segment is gone already."""
+    prefix = f"ndshm.{name}@{gen}."
+    try:
+        with os.scandir(os.environ.get("NDSHM_DIR") or "/dev/shm") as it:
+            for e in it:
+                if e.name.startswith(prefix):
+                    return e.name[len("ndshm."):]
+    except OSError:
+        pass
+    return f"{name}@{gen}"
 
 
 def _check_array(array) -> np.dtype:
@@ -130,14 +146,15 @@ class NdShArray:
 
     @property
     def ndarray_mmap_name(self) -> str:
-        """Name of the shared memory holding the current array: ``<name>@<generation>``, the
-        file name (without its ``ndshm.`` prefix) of the channel's data segment. It changes
-        when the memory is re-allocated for an array of another size. A reader reports the
-        segment of the last array it read (the channel's current one before its first read)."""
+        """Name of the shared memory holding the current array: the file name, without its
+        ``ndshm.`` prefix, of the channel's data segment (``<name>@<generation>.<token>``).
+        It changes whenever the memory is re-allocated for a new dtype or shape. A reader
+        reports the segment of the last array it read (the current one before its first
+        read)."""
         gen = self._read_gen if self._access == "r" else None
         if gen is None:
             gen = stat(self._name).generation
-        return f"{self._name}@{gen}"
+        return _data_segment(self._name, gen)
 
     @property
     def is_valid(self) -> bool:

@@ -218,6 +218,7 @@ static void print_layouts(void)
     OFF("options", ndshm_options, capacity);
     OFF("options", ndshm_options, retries);
     OFF("options", ndshm_options, spin_ns);
+    OFF("options", ndshm_options, growth);
     SIZE("info", ndshm_info);
     OFF("info", ndshm_info, version);
     OFF("info", ndshm_info, publish_ns);
@@ -229,9 +230,15 @@ static void print_layouts(void)
     OFF("info", ndshm_info, flags);
     OFF("info", ndshm_info, dtype);
     OFF("info", ndshm_info, ndim);
+    OFF("info", ndshm_info, meta_len);
+    OFF("info", ndshm_info, user_ns);
+    OFF("info", ndshm_info, user_tag);
+    OFF("info", ndshm_info, origin_version);
+    OFF("info", ndshm_info, origin_ns);
     OFF("info", ndshm_info, shape);
     SIZE("view", ndshm_view);
     OFF("view", ndshm_view, data);
+    OFF("view", ndshm_view, meta);
     OFF("view", ndshm_view, info);
     OFF("view", ndshm_view, priv_);
     OFF("view", ndshm_view, seq_);
