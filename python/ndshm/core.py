@@ -7,6 +7,7 @@ import enum
 import errno as _errno
 import os
 import threading
+import time
 import weakref
 from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -479,9 +480,48 @@ def _after_fork_in_child() -> None:
         w._disown()
     for r in list(_READERS):
         r._lock = threading.Lock()
+        r._calls = []  # calls of the parent's other threads do not exist here
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _drain(calls: list) -> None:
+    """Wait until no other thread is inside a C call on a handle being closed. Every call
+    appends to the handle's list before it reads the handle and pops after the C call
+    (list.append/pop are atomic under the GIL; the append sits inside the try whose finally
+    pops, and CPython delivers a signal's exception only after a call completes, so no entry
+    is ever left behind); close() clears the handle first, then drains, so no call can still
+    use the C handle once it is freed. A reader's wait() re-reads the handle every slice, so
+    this waits at most one slice (50 ms)."""
+    while calls:
+        time.sleep(0.0005)
+
+
+class _Call:
+    """`with handle._call() as h`: the C handle, marked in use for the call (see _drain);
+    the owner's _unusable() is raised if it is closed."""
+
+    __slots__ = ("o",)
+
+    def __init__(self, o):
+        self.o = o
+
+    def __enter__(self) -> int:
+        o = self.o
+        calls = o._calls
+        try:
+            calls.append(None)  # inside the try: a KeyboardInterrupt right after it pops too
+            h = o._h
+            if h is None:
+                raise o._unusable()
+        except BaseException:
+            calls.pop()
+            raise
+        return h
+
+    def __exit__(self, *exc) -> None:
+        self.o._calls.pop()
 
 
 def _refuse_pickle(obj, what: str):
@@ -553,6 +593,7 @@ class Writer:
         growth: Optional[str] = None,
     ):
         self._h: Optional[int] = None
+        self._calls: list = []  # C calls in progress on this handle (see _drain)
         self._pid = os.getpid()
         self._forked = False
         self.name = name
@@ -584,6 +625,9 @@ class Writer:
             self._loan = None
             self._stale = []
 
+    def _call(self) -> "_Call":
+        return _Call(self)
+
     def _unusable(self) -> Exception:
         if self._forked or os.getpid() != self._pid:
             self._disown()
@@ -596,9 +640,6 @@ class Writer:
     def publish(self, array: Any) -> int:
         """Publish one version by copy; returns its version number. Any numeric array (or
         anything np.asarray accepts); a non-C-contiguous or big-endian one is copied once."""
-        h = self._h
-        if h is None:
-            raise self._unusable()
         a = array if type(array) is np.ndarray else np.asarray(array)
         code = _CODE_BY_DTYPE.get(a.dtype)
         if code is None:
@@ -607,9 +648,18 @@ class Writer:
         if not a.flags.c_contiguous:
             a = np.ascontiguousarray(a)
         shape = a.shape
-        rc = _lib.publish(
-            h, code, len(shape), self._shapes.get(shape), a.ctypes.data, ctypes.byref(self._ver)
-        )
+        calls = self._calls
+        try:
+            calls.append(None)
+            h = self._h
+            if h is None:
+                raise self._unusable()
+            rc = _lib.publish(
+                h, code, len(shape), self._shapes.get(shape), a.ctypes.data,
+                ctypes.byref(self._ver)
+            )
+        finally:
+            calls.pop()
         if rc < 0:
             raise _error(rc, f"publish on {self.name!r}")
         if self._stale:
@@ -621,15 +671,13 @@ class Writer:
         commit() (or cancel()). Nothing is visible to readers before commit. Do not use the
         array after commit/cancel: it is the slot the writer reuses (if it was unmapped in the
         meantime the array reads zeros; it never crashes the process)."""
-        h = self._h
-        if h is None:
-            raise self._unusable()
         dt = np.dtype(dtype)
         code = _code_of(dt)
         dt = _DTYPE_BY_CODE[code]
         shape = (int(shape),) if np.ndim(shape) == 0 else tuple(int(s) for s in shape)
         p = ctypes.c_void_p()
-        rc = lib.ndshm_loan(h, code, len(shape), self._shapes.get(shape), ctypes.byref(p))
+        with self._call() as h:
+            rc = lib.ndshm_loan(h, code, len(shape), self._shapes.get(shape), ctypes.byref(p))
         if rc < 0:
             raise _error(rc, f"loan on {self.name!r}")
         nbytes = int(np.prod(shape, dtype=np.uint64)) * dt.itemsize
@@ -644,18 +692,18 @@ class Writer:
 
     def commit(self) -> int:
         """Publish the loaned slot; returns the version number."""
-        if self._h is None:
-            raise self._unusable()
-        _check(lib.ndshm_commit(self._h, ctypes.byref(self._ver)), f"commit on {self.name!r}")
+        with self._call() as h:
+            rc = lib.ndshm_commit(h, ctypes.byref(self._ver))
+        _check(rc, f"commit on {self.name!r}")
         self._retire_loan()
         self._fence()
         return self._ver.value
 
     def cancel(self) -> None:
         """Abandon the loan; nothing of it becomes visible."""
-        if self._h is None:
-            raise self._unusable()
-        _check(lib.ndshm_cancel(self._h), f"cancel on {self.name!r}")
+        with self._call() as h:
+            rc = lib.ndshm_cancel(h)
+        _check(rc, f"cancel on {self.name!r}")
         self._retire_loan()
         self._fence()
 
@@ -688,9 +736,9 @@ class Writer:
 
     def reserve(self, capacity: int) -> None:
         """Make the next publish move to a data segment with this slot capacity (bytes)."""
-        if self._h is None:
-            raise self._unusable()
-        _check(lib.ndshm_writer_reserve(self._h, int(capacity)), f"reserve on {self.name!r}")
+        with self._call() as h:
+            rc = lib.ndshm_writer_reserve(h, int(capacity))
+        _check(rc, f"reserve on {self.name!r}")
 
     @property
     def version(self) -> int:
@@ -699,7 +747,13 @@ class Writer:
             if self._forked:
                 raise self._unusable()
             return 0
-        return lib.ndshm_writer_version(self._h)
+        calls = self._calls
+        try:
+            calls.append(None)
+            h = self._h
+            return lib.ndshm_writer_version(h) if h is not None else 0
+        finally:
+            calls.pop()
 
     @property
     def closed(self) -> bool:
@@ -718,6 +772,7 @@ class Writer:
             raise self._unusable()
         h, self._h = self._h, None
         if h is not None:
+            _drain(self._calls)  # a publish in another thread finishes first
             lib.ndshm_writer_close(h)
             self._retire_loan()
             self._fence()
@@ -784,6 +839,7 @@ class Reader:
         spin_ns: Optional[int] = None,
     ):
         self._h: Optional[int] = None
+        self._calls: list = []  # C calls in progress on this handle (see _drain)
         self.name = name
         flags = (_FLAG_REPLAY if replay else 0) | (_FLAG_AWAIT_WRITER if await_writer else 0)
         opts = _options(flags, retries=retries, spin_ns=spin_ns)
@@ -796,39 +852,46 @@ class Reader:
         self._lock = threading.Lock()
         _READERS.add(self)
 
-    def _handle(self) -> int:
-        h = self._h
-        if h is None:
-            raise ValueError("reader is closed")
-        return h
+    def _unusable(self) -> Exception:
+        return ValueError("reader is closed")
+
+    def _call(self) -> _Call:
+        return _Call(self)
 
     def _read(self, fn, out: Optional[np.ndarray]) -> ReadResult:
-        h = self._handle()
-        ci = CInfo()
-        if out is not None:
-            return self._read_into(h, fn, out, ci)
-        with self._lock:  # threads sharing the handle never get the same spare buffer
-            spare, self._spare = self._spare, None
-        size = self._size
-        buf = spare if spare is not None and spare.nbytes >= size else np.empty(size, np.uint8)
-        for attempt in range(64):
-            rc = fn(h, buf.ctypes.data, buf.nbytes, ctypes.byref(ci))
-            if rc != -9:
-                break
-            # E_TOO_SMALL: info.nbytes is the size needed. Against a writer whose arrays keep
-            # growing faster than we allocate, grow geometrically after the first miss.
-            size = max(ci.nbytes, 64) if attempt == 0 else max(ci.nbytes, 2 * buf.nbytes)
-            buf = np.empty(size, np.uint8)
-        if rc != 0:
-            self._spare = buf
-            if rc < 0:
-                raise _error(rc, f"read on {self.name!r}")
-            return _STATUS[rc], None, None
-        n = ci.nbytes
-        self._size = max(n, 64)
-        dt = _DTYPE_BY_CODE[ci.dtype]
-        arr = buf[:n].view(dt).reshape(tuple(ci.shape[: ci.ndim]))
-        return Status.OK, arr, Info(ci)
+        calls = self._calls
+        try:
+            calls.append(None)  # see _drain
+            h = self._h
+            if h is None:
+                raise ValueError("reader is closed")
+            ci = CInfo()
+            if out is not None:
+                return self._read_into(h, fn, out, ci)
+            with self._lock:  # threads sharing the handle never get the same spare buffer
+                spare, self._spare = self._spare, None
+            size = self._size
+            buf = spare if spare is not None and spare.nbytes >= size else np.empty(size, np.uint8)
+            for attempt in range(64):
+                rc = fn(h, buf.ctypes.data, buf.nbytes, ctypes.byref(ci))
+                if rc != -9:
+                    break
+                # E_TOO_SMALL: info.nbytes is the size needed. Against a writer whose arrays keep
+                # growing faster than we allocate, grow geometrically after the first miss.
+                size = max(ci.nbytes, 64) if attempt == 0 else max(ci.nbytes, 2 * buf.nbytes)
+                buf = np.empty(size, np.uint8)
+            if rc != 0:
+                self._spare = buf
+                if rc < 0:
+                    raise _error(rc, f"read on {self.name!r}")
+                return _STATUS[rc], None, None
+            n = ci.nbytes
+            self._size = max(n, 64)
+            dt = _DTYPE_BY_CODE[ci.dtype]
+            arr = buf[:n].view(dt).reshape(tuple(ci.shape[: ci.ndim]))
+            return Status.OK, arr, Info(ci)
+        finally:
+            calls.pop()
 
     def _read_into(self, h: int, fn, out: np.ndarray, ci: CInfo) -> ReadResult:
         if not (out.flags.c_contiguous and out.flags.writeable):
@@ -862,9 +925,9 @@ class Reader:
         return self._read(_lib.read_next, out)
 
     def _view(self, fn) -> ReadResult:
-        h = self._handle()
         v = CView()
-        rc = fn(h, ctypes.byref(v))
+        with self._call() as h:
+            rc = fn(h, ctypes.byref(v))
         if rc != 0:
             if rc < 0:
                 raise _error(rc, f"view on {self.name!r}")
@@ -888,28 +951,34 @@ class Reader:
         """Wait until a version newer than the last read exists: Status.OK, TIMEOUT,
         WRITER_GONE (the writer closed or died and nothing newer is left; not with
         await_writer), or REPLACED (the name now belongs to a new channel: open a new Reader
-        to follow it). timeout in
-        seconds; None waits forever. The GIL is released while waiting, and the wait is
-        sliced (C waits of at most 50 ms) so that Ctrl-C and other signal handlers run
-        within one slice: KeyboardInterrupt is raised from here."""
-        h = self._handle()
+        to follow it). timeout in seconds; None waits forever. The GIL is released while
+        waiting, and the wait is sliced (C waits of at most 50 ms) so that Ctrl-C and other
+        signal handlers run within one slice: KeyboardInterrupt is raised from here. A
+        close() from another thread ends it within one slice (ValueError: reader is
+        closed)."""
         wait = lib.ndshm_wait
-        if timeout is None:
-            while True:
-                rc = wait(h, _WAIT_SLICE_NS)
-                if rc != 3:  # TIMEOUT of a slice: Python runs pending signal handlers here
-                    break
-        else:
-            ns = max(int(timeout * 1e9), 0)
-            if ns <= _WAIT_SLICE_NS:
-                rc = wait(h, ns)
+        calls = self._calls
+        ns = -1 if timeout is None else max(int(timeout * 1e9), 0)
+        deadline = None if ns < 0 or ns <= _WAIT_SLICE_NS else lib.ndshm_now_ns() + ns
+        while True:
+            if ns < 0:
+                slice_ns, last = _WAIT_SLICE_NS, False
+            elif deadline is None:
+                slice_ns, last = ns, True
             else:
-                deadline = lib.ndshm_now_ns() + ns
-                while True:
-                    left = deadline - lib.ndshm_now_ns()
-                    rc = wait(h, max(min(left, _WAIT_SLICE_NS), 0))
-                    if rc != 3 or left <= _WAIT_SLICE_NS:
-                        break
+                left = deadline - lib.ndshm_now_ns()
+                slice_ns, last = max(min(left, _WAIT_SLICE_NS), 0), left <= _WAIT_SLICE_NS
+            try:
+                calls.append(None)  # see _drain
+                h = self._h
+                if h is None:
+                    raise ValueError("reader is closed")
+                rc = wait(h, slice_ns)
+            finally:
+                calls.pop()
+            # a slice's TIMEOUT: Python runs pending signal handlers before the next slice
+            if rc != 3 or last:
+                break
         if rc < 0:
             raise _error(rc, f"wait on {self.name!r}")
         return _STATUS[rc]
@@ -930,21 +999,31 @@ class Reader:
     @property
     def writer_alive(self) -> bool:
         """Whether the channel's writer is alive (a syscall)."""
-        return bool(lib.ndshm_reader_writer_alive(self._handle()))
+        with self._call() as h:
+            return bool(lib.ndshm_reader_writer_alive(h))
 
     @property
     def version(self) -> int:
         """This handle's last version read (0 = none)."""
-        return lib.ndshm_reader_version(self._h) if self._h is not None else 0
+        calls = self._calls
+        try:
+            calls.append(None)
+            h = self._h
+            return lib.ndshm_reader_version(h) if h is not None else 0
+        finally:
+            calls.pop()
 
     @property
     def closed(self) -> bool:
         return self._h is None
 
     def close(self) -> None:
-        """Close. Views still referenced keep their mapping until they are collected."""
+        """Close. Views still referenced keep their mapping until they are collected. Calls
+        of other threads on this reader finish first (a wait() within one slice); later
+        ones raise ValueError."""
         h, self._h = self._h, None
         if h is not None:
+            _drain(self._calls)
             lib.ndshm_reader_close(h)
 
     def __enter__(self) -> "Reader":

@@ -14,7 +14,7 @@ import pytest
 import ndshm
 from ndshm import Status
 
-from conftest import segments, unique_name
+from conftest import PKG, segments, unique_name
 
 ALL_DTYPES = [ndshm.dtype_of(c) for c in range(1, 15)]
 
@@ -398,3 +398,53 @@ def test_persistent_await_writer_growth_and_replaced(name):
     r_plain.close()
     r_await.close()
     w3.close()
+
+
+CLOSE_RACE = r"""
+import sys, threading
+import numpy as np
+import ndshm
+name, rounds = sys.argv[1], int(sys.argv[2])
+big = np.ones(1 << 18)  # 2 MiB: publishes and reads that take a while
+for k in range(rounds):
+    w = ndshm.Writer(f"{name}-{k}", unlink_on_close=True)
+    w.publish(big)
+    r = ndshm.Reader(w.name)
+    ended = []
+
+    def publisher():
+        try:
+            while True:
+                w.publish(big)
+        except ValueError:
+            ended.append("pub")
+
+    def reader(fn):
+        try:
+            while True:
+                fn()
+        except ValueError:
+            ended.append("read")
+
+    threads = [threading.Thread(target=publisher),
+               threading.Thread(target=reader, args=(r.read,)),
+               threading.Thread(target=reader, args=(r.view,)),
+               threading.Thread(target=reader, args=(lambda: r.wait(None),))]
+    for t in threads:
+        t.start()
+    r.close()  # while three threads read, view and wait on it
+    w.close()  # while a thread publishes
+    for t in threads:
+        t.join(30)
+    assert sorted(ended) == ["pub", "read", "read", "read"], ended
+print("ok")
+"""
+
+
+def test_close_while_other_threads_use_the_handle(name):
+    """close() from one thread while others publish, read, view and wait: they stop with
+    ValueError ('closed'); the handle is freed only after their C calls return (this
+    segfaulted: close freed the C handle under a running publish)."""
+    p = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {PKG!r})\n" +
+                        CLOSE_RACE, name, "40"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and p.stdout.strip() == "ok", (p.returncode, p.stderr[-3000:])
