@@ -388,9 +388,11 @@ def test_persistent_await_writer_growth_and_replaced(name):
     assert r_plain.wait(0.05) == Status.WRITER_GONE
     assert r_await.wait(0.2) == Status.TIMEOUT  # no writer: keeps waiting
     w2 = ndshm.Writer(name, create=False)  # the writer comes back
-    threading.Timer(0.1, w2.publish, args=(np.arange(2),)).start()
+    timer = threading.Timer(0.1, w2.publish, args=(np.arange(2),))
+    timer.start()
     assert r_await.wait(30) == Status.OK
     assert r_await.read()[1].tolist() == [0, 1]
+    timer.join()
     w2.close()
     ndshm.unlink(name)
     w3 = ndshm.Writer(name)  # a new channel under the name
