@@ -191,7 +191,7 @@ def face(count):
             t0 = time.perf_counter_ns()
             ok, arr = r.read()
             t1 = time.perf_counter_ns()
-            if ok and r.is_new:
+            if ok:  # True only for a new array
                 read_ms.append(r.read_time_ms)
                 call_ns.append(t1 - t0)
             else:

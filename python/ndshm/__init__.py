@@ -13,7 +13,8 @@ each with a Status and the write-to-read latency. A pure-Python ctypes binding o
 Shared arrays (one array every process maps and changes in place, SharedArray-style):
 ndshm.create_array / attach_array / delete_array / array_info / list_arrays.
 
-Drop-in faces for existing code: ndshm.compat.ndsharray and ndshm.compat.sharedarray.
+Drop-in faces for programs written against ndsharray, SharedArray, wea, shared_memory and
+shared_memory_wrapper: ndshm.compat (docs/python.md, "Drop-in faces").
 """
 
 from .core import (  # noqa: F401
@@ -27,6 +28,7 @@ from .core import (  # noqa: F401
     Writer,
     dtype_of,
     gc,
+    library_path,
     library_version,
     list_channels,
     now_ns,

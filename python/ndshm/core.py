@@ -7,6 +7,7 @@ import enum
 import errno as _errno
 import os
 import threading
+import time
 import weakref
 from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -30,6 +31,7 @@ __all__ = [
     "gc",
     "now_ns",
     "library_version",
+    "library_path",
     "dtype_of",
     "MAX_DIMS",
 ]
@@ -49,6 +51,7 @@ class Status(enum.IntEnum):
     WRITER_GONE = 4
     CONTENDED = 5
     OVERWRITTEN = 6
+    REPLACED = 7
     E_INVAL = -1
     E_NAME = -2
     E_EXISTS = -3
@@ -68,6 +71,11 @@ class Status(enum.IntEnum):
     E_NOSPC = -17
     E_STATE = -18
     E_CONCURRENT = -19
+    E_KIND = -20
+    E_SUPERSEDED = -21
+    E_FORKED = -22
+    E_UNTRUSTED = -23
+    E_DIR = -24
     E_SYS = -1000
 
     def __bool__(self) -> bool:  # `if status:` reads as "got an array"
@@ -101,27 +109,54 @@ _FLAGS = [InfoFlags(i) for i in range(8)]  # enum construction is slow: cache th
 
 class Error(Exception):
     """An ndshm error. ``.status`` is the Status (``.rc`` the raw int, with the errno of an OS
-    error folded in). Subclasses also derive from the Python exception users expect."""
+    error folded in), ``.what`` the call and object it concerns. Subclasses also derive from the
+    Python exception users expect (FileExistsError, FileNotFoundError, PermissionError,
+    ValueError, OSError), with ``.errno`` set for the OSError ones.
+
+    Errors pickle with their status and message (multiprocessing sends a worker's exception
+    to the parent by pickling it)."""
+
+    _default_errno: Optional[int] = None
 
     def __init__(self, rc: int, what: str = ""):
-        self.rc = rc
-        self.status = _status(rc)
+        rc = int(rc)
         text = lib.ndshm_strerror(rc).decode()
         name = lib.ndshm_status_name(rc).decode()
         msg = f"{what}: {text} ({name})" if what else f"{text} ({name})"
         super().__init__(msg)
+        self._setup(rc, what)
+
+    def _setup(self, rc: int, what: str) -> None:
+        self.rc = rc
+        self.status = _status(rc)
+        self.what = what
+        if self._default_errno is not None:
+            self.errno = self._default_errno
+
+    def __reduce__(self):
+        # The default (type(self), self.args) would call __init__(message): rebuild from the
+        # status, what and the message as it was (the receiver's library may word it
+        # differently).
+        return (_rebuild_error, (type(self), self.rc, self.what, str(self)))
+
+
+def _rebuild_error(cls, rc: int, what: str, message: str) -> "Error":
+    err = cls.__new__(cls)
+    BaseException.__init__(err, message)
+    err._setup(rc, what)
+    return err
 
 
 class ExistsError(Error, FileExistsError):
-    pass
+    _default_errno = _errno.EEXIST
 
 
 class NotFoundError(Error, FileNotFoundError):
-    pass
+    _default_errno = _errno.ENOENT
 
 
 class PermError(Error, PermissionError):
-    pass
+    _default_errno = _errno.EACCES
 
 
 class ArgumentError(Error, ValueError):
@@ -129,8 +164,8 @@ class ArgumentError(Error, ValueError):
 
 
 class SysError(Error, OSError):
-    def __init__(self, rc: int, what: str = ""):
-        super().__init__(rc, what)
+    def _setup(self, rc: int, what: str) -> None:
+        super()._setup(rc, what)
         self.errno = -1000 - rc
 
 
@@ -144,15 +179,13 @@ _ERRORS = {
     -6: ArgumentError,
     -7: ArgumentError,
     -8: ArgumentError,
+    -24: ArgumentError,
 }
 
 
 def _error(rc: int, what: str = "") -> Error:
     if rc <= -1000:
         return SysError(rc, what)
-    if rc == -10:
-        err = Error(rc, what)
-        return err
     return _ERRORS.get(rc, Error)(rc, what)
 
 
@@ -199,7 +232,8 @@ def _name_bytes(name: str) -> bytes:
     return b
 
 
-def _options(flags=0, slots=None, capacity=None, mode=None, retries=None, spin_ns=None):
+def _options(flags=0, slots=None, capacity=None, mode=None, retries=None, spin_ns=None,
+             growth=None):
     o = Options()
     o.size = ctypes.sizeof(Options)
     o.flags = flags
@@ -208,8 +242,12 @@ def _options(flags=0, slots=None, capacity=None, mode=None, retries=None, spin_n
     o.mode = mode or 0
     o.retries = retries or 0
     o.spin_ns = spin_ns or 0
+    o.growth = _GROWTH[growth]
     return o
 
+
+# ndshm_growth: how a writer sizes a re-allocation for a version that does not fit
+_GROWTH = {None: 0, "double": 0, "exact": 1, "fixed": 2}
 
 # ----- info --------------------------------------------------------------------------------
 
@@ -423,12 +461,85 @@ def view_check(arr: np.ndarray) -> Status:
     return h.check()
 
 
+# ----- fork ----------------------------------------------------------------------------------
+#
+# A writer handle belongs to the process that opened it. After fork() the child holds a copy of
+# the parent's handle: publishing through it would reuse the parent's version numbers and its
+# close (explicit, by garbage collection or at exit) would unlink the parent's channel. So every
+# live Writer is disowned in the child: any call raises Error(E_FORKED) and collection does
+# nothing. The C library refuses the same calls with NDSHM_E_FORKED; the Python check also holds
+# with a library that does not. Readers inherited over fork keep working (their lock, which a
+# thread of the parent may have held at the fork, is replaced).
+
+_WRITERS: "weakref.WeakSet[Writer]" = weakref.WeakSet()
+_READERS: "weakref.WeakSet[Reader]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for w in list(_WRITERS):
+        w._disown()
+    for r in list(_READERS):
+        r._lock = threading.Lock()
+        r._calls = []  # calls of the parent's other threads do not exist here
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _drain(calls: list) -> None:
+    """Wait until no other thread is inside a C call on a handle being closed. Every call
+    appends to the handle's list before it reads the handle and pops after the C call
+    (list.append/pop are atomic under the GIL; the append sits inside the try whose finally
+    pops, and CPython delivers a signal's exception only after a call completes, so no entry
+    is ever left behind); close() clears the handle first, then drains, so no call can still
+    use the C handle once it is freed. A reader's wait() re-reads the handle every slice, so
+    this waits at most one slice (50 ms)."""
+    while calls:
+        time.sleep(0.0005)
+
+
+class _Call:
+    """`with handle._call() as h`: the C handle, marked in use for the call (see _drain);
+    the owner's _unusable() is raised if it is closed."""
+
+    __slots__ = ("o",)
+
+    def __init__(self, o):
+        self.o = o
+
+    def __enter__(self) -> int:
+        o = self.o
+        calls = o._calls
+        try:
+            calls.append(None)  # inside the try: a KeyboardInterrupt right after it pops too
+            h = o._h
+            if h is None:
+                raise o._unusable()
+        except BaseException:
+            calls.pop()
+            raise
+        return h
+
+    def __exit__(self, *exc) -> None:
+        self.o._calls.pop()
+
+
+def _refuse_pickle(obj, what: str):
+    raise TypeError(
+        f"cannot pickle {obj!r}: an ndshm {what} is a handle of the process that opened it and "
+        f"cannot be sent to another process; send the channel name ({obj.name!r}) and open a "
+        f"{what} there"
+    )
+
+
 # ----- writer ------------------------------------------------------------------------------
 
 _FLAG_UNLINK_ON_CLOSE = 1
 _FLAG_OPEN_OR_CREATE = 2
 _FLAG_FORCE_TAKEOVER = 4
 _FLAG_REPLAY = 8
+_FLAG_PERSISTENT = 16
+_FLAG_AWAIT_WRITER = 32
 
 
 class _ShapeCache:
@@ -462,7 +573,9 @@ class Writer:
     create=True (default) makes a new channel (FileExistsError if it exists, unless
     exist_ok=True); create=False takes over an existing one whose writer is gone
     (force_takeover=True: even if it seems alive). unlink_on_close removes the channel when
-    the writer closes; otherwise it outlives the process until ndshm.unlink(name).
+    the writer closes; otherwise it outlives the process until ndshm.unlink(name) or, once its
+    writer is gone, ndshm.gc() — unless persistent=True (gc keeps it). growth: how a version
+    that does not fit re-allocates: "double" (default), "exact", or "fixed" (refused).
     """
 
     def __init__(
@@ -473,18 +586,27 @@ class Writer:
         exist_ok: bool = False,
         unlink_on_close: bool = False,
         force_takeover: bool = False,
+        persistent: bool = False,
         slots: Optional[int] = None,
         capacity: Optional[int] = None,
         mode: Optional[int] = None,
+        growth: Optional[str] = None,
     ):
         self._h: Optional[int] = None
+        self._calls: list = []  # C calls in progress on this handle (see _drain)
+        self._pid = os.getpid()
+        self._forked = False
         self.name = name
         flags = (_FLAG_UNLINK_ON_CLOSE if unlink_on_close else 0) | (
             _FLAG_FORCE_TAKEOVER if force_takeover else 0
         )
         if exist_ok:
             flags |= _FLAG_OPEN_OR_CREATE
-        opts = _options(flags, slots, capacity, mode)
+        if persistent:
+            flags |= _FLAG_PERSISTENT
+        if growth not in _GROWTH:
+            raise _error(-1, f"growth must be 'double', 'exact' or 'fixed', not {growth!r}")
+        opts = _options(flags, slots, capacity, mode, growth=growth)
         h = ctypes.c_void_p()
         fn = lib.ndshm_writer_create if create else lib.ndshm_writer_open
         _check(fn(_name_bytes(name), ctypes.byref(opts), ctypes.byref(h)), f"writer {name!r}")
@@ -493,14 +615,31 @@ class Writer:
         self._ver = ctypes.c_uint64()
         self._loan: Optional[_LoanHolder] = None
         self._stale: List[weakref.ref] = []  # loaned arrays that may outlive their mapping
+        _WRITERS.add(self)
+
+    def _disown(self) -> None:
+        """In a forked child: forget the parent's handle without touching it."""
+        if self._h is not None:
+            self._h = None
+            self._forked = True
+            self._loan = None
+            self._stale = []
+
+    def _call(self) -> "_Call":
+        return _Call(self)
+
+    def _unusable(self) -> Exception:
+        if self._forked or os.getpid() != self._pid:
+            self._disown()
+            return _error(
+                -22, f"writer {self.name!r} (opened by process {self._pid}, this is {os.getpid()})"
+            )
+        return ValueError("writer is closed")
 
     # -- publishing --
     def publish(self, array: Any) -> int:
         """Publish one version by copy; returns its version number. Any numeric array (or
         anything np.asarray accepts); a non-C-contiguous or big-endian one is copied once."""
-        h = self._h
-        if h is None:
-            raise ValueError("writer is closed")
         a = array if type(array) is np.ndarray else np.asarray(array)
         code = _CODE_BY_DTYPE.get(a.dtype)
         if code is None:
@@ -509,9 +648,18 @@ class Writer:
         if not a.flags.c_contiguous:
             a = np.ascontiguousarray(a)
         shape = a.shape
-        rc = _lib.publish(
-            h, code, len(shape), self._shapes.get(shape), a.ctypes.data, ctypes.byref(self._ver)
-        )
+        calls = self._calls
+        try:
+            calls.append(None)
+            h = self._h
+            if h is None:
+                raise self._unusable()
+            rc = _lib.publish(
+                h, code, len(shape), self._shapes.get(shape), a.ctypes.data,
+                ctypes.byref(self._ver)
+            )
+        finally:
+            calls.pop()
         if rc < 0:
             raise _error(rc, f"publish on {self.name!r}")
         if self._stale:
@@ -523,15 +671,13 @@ class Writer:
         commit() (or cancel()). Nothing is visible to readers before commit. Do not use the
         array after commit/cancel: it is the slot the writer reuses (if it was unmapped in the
         meantime the array reads zeros; it never crashes the process)."""
-        h = self._h
-        if h is None:
-            raise ValueError("writer is closed")
         dt = np.dtype(dtype)
         code = _code_of(dt)
         dt = _DTYPE_BY_CODE[code]
         shape = (int(shape),) if np.ndim(shape) == 0 else tuple(int(s) for s in shape)
         p = ctypes.c_void_p()
-        rc = lib.ndshm_loan(h, code, len(shape), self._shapes.get(shape), ctypes.byref(p))
+        with self._call() as h:
+            rc = lib.ndshm_loan(h, code, len(shape), self._shapes.get(shape), ctypes.byref(p))
         if rc < 0:
             raise _error(rc, f"loan on {self.name!r}")
         nbytes = int(np.prod(shape, dtype=np.uint64)) * dt.itemsize
@@ -546,18 +692,18 @@ class Writer:
 
     def commit(self) -> int:
         """Publish the loaned slot; returns the version number."""
-        if self._h is None:
-            raise ValueError("writer is closed")
-        _check(lib.ndshm_commit(self._h, ctypes.byref(self._ver)), f"commit on {self.name!r}")
+        with self._call() as h:
+            rc = lib.ndshm_commit(h, ctypes.byref(self._ver))
+        _check(rc, f"commit on {self.name!r}")
         self._retire_loan()
         self._fence()
         return self._ver.value
 
     def cancel(self) -> None:
         """Abandon the loan; nothing of it becomes visible."""
-        if self._h is None:
-            raise ValueError("writer is closed")
-        _check(lib.ndshm_cancel(self._h), f"cancel on {self.name!r}")
+        with self._call() as h:
+            rc = lib.ndshm_cancel(h)
+        _check(rc, f"cancel on {self.name!r}")
         self._retire_loan()
         self._fence()
 
@@ -590,23 +736,43 @@ class Writer:
 
     def reserve(self, capacity: int) -> None:
         """Make the next publish move to a data segment with this slot capacity (bytes)."""
-        if self._h is None:
-            raise ValueError("writer is closed")
-        _check(lib.ndshm_writer_reserve(self._h, int(capacity)), f"reserve on {self.name!r}")
+        with self._call() as h:
+            rc = lib.ndshm_writer_reserve(h, int(capacity))
+        _check(rc, f"reserve on {self.name!r}")
 
     @property
     def version(self) -> int:
         """Version number of the last publish (0 = none)."""
-        return lib.ndshm_writer_version(self._h) if self._h is not None else 0
+        if self._h is None:
+            if self._forked:
+                raise self._unusable()
+            return 0
+        calls = self._calls
+        try:
+            calls.append(None)
+            h = self._h
+            return lib.ndshm_writer_version(h) if h is not None else 0
+        finally:
+            calls.pop()
 
     @property
     def closed(self) -> bool:
-        return self._h is None
+        """Closed by close() (False for a handle inherited over fork: it is the parent's)."""
+        return self._h is None and not self._forked
+
+    @property
+    def forked(self) -> bool:
+        """True in a process that inherited this writer over fork(): every call is refused."""
+        return self._forked or os.getpid() != self._pid
 
     def close(self) -> None:
-        """Close (cancels an open loan). Readers see the writer as gone."""
+        """Close (cancels an open loan; unlinks the channel if unlink_on_close). Readers see
+        the writer as gone. In a forked child: refused with Error(E_FORKED), nothing touched."""
+        if self._forked or (self._h is not None and os.getpid() != self._pid):
+            raise self._unusable()
         h, self._h = self._h, None
         if h is not None:
+            _drain(self._calls)  # a publish in another thread finishes first
             lib.ndshm_writer_close(h)
             self._retire_loan()
             self._fence()
@@ -618,17 +784,35 @@ class Writer:
         self.close()
 
     def __del__(self):
-        if getattr(self, "_h", None) is not None and lib is not None:
-            self.close()
+        try:
+            if getattr(self, "_h", None) is not None and lib is not None:
+                if os.getpid() == self._pid:
+                    self.close()
+                else:  # a forked child collecting the parent's writer: never close it
+                    self._disown()
+        except Exception:  # interpreter shutdown
+            pass
+
+    def __reduce_ex__(self, protocol):
+        _refuse_pickle(self, "Writer")
 
     def __repr__(self) -> str:
-        state = "closed" if self._h is None else f"version={self.version}"
+        if self.forked:
+            state = f"inherited over fork from process {self._pid}: unusable here"
+        elif self._h is None:
+            state = "closed"
+        else:
+            state = f"version={self.version}"
         return f"<ndshm.Writer {self.name!r} {state}>"
 
 
 # ----- reader ------------------------------------------------------------------------------
 
 ReadResult = Tuple[Status, Optional[np.ndarray], Optional[Info]]
+
+# Longest C wait: a blocked wait() returns to the interpreter at least this often, so signal
+# handlers (Ctrl-C) run within ~50 ms.
+_WAIT_SLICE_NS = 50_000_000
 
 
 class Reader:
@@ -641,6 +825,8 @@ class Reader:
     ...         if status: print(frame.mean(), info.latency_ms)
 
     replay=True: the first read_next() starts at the oldest version still present.
+    await_writer=True: wait() keeps waiting while the channel has no writer (until a new
+    version, the timeout or the channel's replacement) instead of returning WRITER_GONE.
     """
 
     def __init__(
@@ -648,12 +834,15 @@ class Reader:
         name: str,
         *,
         replay: bool = False,
+        await_writer: bool = False,
         retries: Optional[int] = None,
         spin_ns: Optional[int] = None,
     ):
         self._h: Optional[int] = None
+        self._calls: list = []  # C calls in progress on this handle (see _drain)
         self.name = name
-        opts = _options(_FLAG_REPLAY if replay else 0, retries=retries, spin_ns=spin_ns)
+        flags = (_FLAG_REPLAY if replay else 0) | (_FLAG_AWAIT_WRITER if await_writer else 0)
+        opts = _options(flags, retries=retries, spin_ns=spin_ns)
         h = ctypes.c_void_p()
         rc = lib.ndshm_reader_open(_name_bytes(name), ctypes.byref(opts), ctypes.byref(h))
         _check(rc, f"reader {name!r}")
@@ -661,40 +850,48 @@ class Reader:
         self._size = 64  # buffer size for the next read: the last array's size
         self._spare: Optional[np.ndarray] = None  # a buffer allocated but not handed out
         self._lock = threading.Lock()
+        _READERS.add(self)
 
-    def _handle(self) -> int:
-        h = self._h
-        if h is None:
-            raise ValueError("reader is closed")
-        return h
+    def _unusable(self) -> Exception:
+        return ValueError("reader is closed")
+
+    def _call(self) -> _Call:
+        return _Call(self)
 
     def _read(self, fn, out: Optional[np.ndarray]) -> ReadResult:
-        h = self._handle()
-        ci = CInfo()
-        if out is not None:
-            return self._read_into(h, fn, out, ci)
-        with self._lock:  # threads sharing the handle never get the same spare buffer
-            spare, self._spare = self._spare, None
-        size = self._size
-        buf = spare if spare is not None and spare.nbytes >= size else np.empty(size, np.uint8)
-        for attempt in range(64):
-            rc = fn(h, buf.ctypes.data, buf.nbytes, ctypes.byref(ci))
-            if rc != -9:
-                break
-            # E_TOO_SMALL: info.nbytes is the size needed. Against a writer whose arrays keep
-            # growing faster than we allocate, grow geometrically after the first miss.
-            size = max(ci.nbytes, 64) if attempt == 0 else max(ci.nbytes, 2 * buf.nbytes)
-            buf = np.empty(size, np.uint8)
-        if rc != 0:
-            self._spare = buf
-            if rc < 0:
-                raise _error(rc, f"read on {self.name!r}")
-            return _STATUS[rc], None, None
-        n = ci.nbytes
-        self._size = max(n, 64)
-        dt = _DTYPE_BY_CODE[ci.dtype]
-        arr = buf[:n].view(dt).reshape(tuple(ci.shape[: ci.ndim]))
-        return Status.OK, arr, Info(ci)
+        calls = self._calls
+        try:
+            calls.append(None)  # see _drain
+            h = self._h
+            if h is None:
+                raise ValueError("reader is closed")
+            ci = CInfo()
+            if out is not None:
+                return self._read_into(h, fn, out, ci)
+            with self._lock:  # threads sharing the handle never get the same spare buffer
+                spare, self._spare = self._spare, None
+            size = self._size
+            buf = spare if spare is not None and spare.nbytes >= size else np.empty(size, np.uint8)
+            for attempt in range(64):
+                rc = fn(h, buf.ctypes.data, buf.nbytes, ctypes.byref(ci))
+                if rc != -9:
+                    break
+                # E_TOO_SMALL: info.nbytes is the size needed. Against a writer whose arrays keep
+                # growing faster than we allocate, grow geometrically after the first miss.
+                size = max(ci.nbytes, 64) if attempt == 0 else max(ci.nbytes, 2 * buf.nbytes)
+                buf = np.empty(size, np.uint8)
+            if rc != 0:
+                self._spare = buf
+                if rc < 0:
+                    raise _error(rc, f"read on {self.name!r}")
+                return _STATUS[rc], None, None
+            n = ci.nbytes
+            self._size = max(n, 64)
+            dt = _DTYPE_BY_CODE[ci.dtype]
+            arr = buf[:n].view(dt).reshape(tuple(ci.shape[: ci.ndim]))
+            return Status.OK, arr, Info(ci)
+        finally:
+            calls.pop()
 
     def _read_into(self, h: int, fn, out: np.ndarray, ci: CInfo) -> ReadResult:
         if not (out.flags.c_contiguous and out.flags.writeable):
@@ -728,9 +925,9 @@ class Reader:
         return self._read(_lib.read_next, out)
 
     def _view(self, fn) -> ReadResult:
-        h = self._handle()
         v = CView()
-        rc = fn(h, ctypes.byref(v))
+        with self._call() as h:
+            rc = fn(h, ctypes.byref(v))
         if rc != 0:
             if rc < 0:
                 raise _error(rc, f"view on {self.name!r}")
@@ -751,11 +948,37 @@ class Reader:
         return self._view(lib.ndshm_view_next)
 
     def wait(self, timeout: Optional[float] = None) -> Status:
-        """Wait until a version newer than the last read exists: Status.OK, TIMEOUT, or
-        WRITER_GONE (the writer closed or died and nothing newer is left). timeout in
-        seconds; None waits forever. The GIL is released while waiting."""
+        """Wait until a version newer than the last read exists: Status.OK, TIMEOUT,
+        WRITER_GONE (the writer closed or died and nothing newer is left; not with
+        await_writer), or REPLACED (the name now belongs to a new channel: open a new Reader
+        to follow it). timeout in seconds; None waits forever. The GIL is released while
+        waiting, and the wait is sliced (C waits of at most 50 ms) so that Ctrl-C and other
+        signal handlers run within one slice: KeyboardInterrupt is raised from here. A
+        close() from another thread ends it within one slice (ValueError: reader is
+        closed)."""
+        wait = lib.ndshm_wait
+        calls = self._calls
         ns = -1 if timeout is None else max(int(timeout * 1e9), 0)
-        rc = lib.ndshm_wait(self._handle(), ns)
+        deadline = None if ns < 0 or ns <= _WAIT_SLICE_NS else lib.ndshm_now_ns() + ns
+        while True:
+            if ns < 0:
+                slice_ns, last = _WAIT_SLICE_NS, False
+            elif deadline is None:
+                slice_ns, last = ns, True
+            else:
+                left = deadline - lib.ndshm_now_ns()
+                slice_ns, last = max(min(left, _WAIT_SLICE_NS), 0), left <= _WAIT_SLICE_NS
+            try:
+                calls.append(None)  # see _drain
+                h = self._h
+                if h is None:
+                    raise ValueError("reader is closed")
+                rc = wait(h, slice_ns)
+            finally:
+                calls.pop()
+            # a slice's TIMEOUT: Python runs pending signal handlers before the next slice
+            if rc != 3 or last:
+                break
         if rc < 0:
             raise _error(rc, f"wait on {self.name!r}")
         return _STATUS[rc]
@@ -776,21 +999,31 @@ class Reader:
     @property
     def writer_alive(self) -> bool:
         """Whether the channel's writer is alive (a syscall)."""
-        return bool(lib.ndshm_reader_writer_alive(self._handle()))
+        with self._call() as h:
+            return bool(lib.ndshm_reader_writer_alive(h))
 
     @property
     def version(self) -> int:
         """This handle's last version read (0 = none)."""
-        return lib.ndshm_reader_version(self._h) if self._h is not None else 0
+        calls = self._calls
+        try:
+            calls.append(None)
+            h = self._h
+            return lib.ndshm_reader_version(h) if h is not None else 0
+        finally:
+            calls.pop()
 
     @property
     def closed(self) -> bool:
         return self._h is None
 
     def close(self) -> None:
-        """Close. Views still referenced keep their mapping until they are collected."""
+        """Close. Views still referenced keep their mapping until they are collected. Calls
+        of other threads on this reader finish first (a wait() within one slice); later
+        ones raise ValueError."""
         h, self._h = self._h, None
         if h is not None:
+            _drain(self._calls)
             lib.ndshm_reader_close(h)
 
     def __enter__(self) -> "Reader":
@@ -802,6 +1035,9 @@ class Reader:
     def __del__(self):
         if getattr(self, "_h", None) is not None and lib is not None:
             self.close()
+
+    def __reduce_ex__(self, protocol):
+        _refuse_pickle(self, "Reader")
 
     def __repr__(self) -> str:
         state = "closed" if self._h is None else f"version={self.version}"
@@ -853,4 +1089,10 @@ def now_ns() -> int:
 
 
 def library_version() -> str:
+    """The loaded libndshm's version, "MAJOR.MINOR.PATCH"."""
     return lib.ndshm_version().decode()
+
+
+def library_path() -> str:
+    """The libndshm file this process loaded (see docs/python.md, "Finding the library")."""
+    return _lib.path

@@ -119,3 +119,93 @@ def peer(peer_path):
     p = Peer(peer_path)
     yield p
     p.close()
+
+
+PKG = os.path.dirname(HERE)  # python/: the directory holding the ndshm package
+
+
+def run_py(code: str, *args: str, timeout: float = 60, check: bool = True, env=None, cwd=None):
+    """Run `code` in a fresh interpreter (this one's executable, ndshm importable, the same
+    NDSHM_DIR and NDSHM_LIBRARY). Returns the CompletedProcess; with check, asserts exit 0."""
+    full_env = dict(os.environ) if env is None else env
+    p = subprocess.run(
+        [sys.executable, "-c", f"import sys; sys.path.insert(0, {PKG!r})\n" + code, *args],
+        capture_output=True, text=True, timeout=timeout, env=full_env, cwd=cwd,
+    )
+    if check:
+        assert p.returncode == 0, f"exit {p.returncode}\nstdout:\n{p.stdout}\nstderr:\n{p.stderr}"
+    return p
+
+
+_CONSOLE = r"""
+import sys, traceback
+sys.path.insert(0, sys.argv[1])
+ns = {"__name__": "__console__"}
+while True:
+    lines = []
+    for line in sys.stdin:
+        if line == "\x00END\n":
+            break
+        lines.append(line)
+    else:
+        break
+    try:
+        exec(compile("".join(lines), "<console>", "exec"), ns)
+        print("\x00OK", flush=True)
+    except BaseException:
+        traceback.print_exc(file=sys.stdout)
+        print("\x00ERR", flush=True)
+"""
+
+
+class Console:
+    """A Python interpreter in another process, fed snippets as a user pastes them into a
+    console: run(code) executes code there (names persist between calls) and returns what it
+    printed; a snippet that raises fails the test with the traceback."""
+
+    def __init__(self, env=None):
+        self.p = subprocess.Popen(
+            [sys.executable, "-u", "-c", _CONSOLE, PKG], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, text=True, env=env,
+        )
+
+    def run(self, code: str, expect_error: bool = False) -> str:
+        import textwrap
+
+        self.p.stdin.write(textwrap.dedent(code) + "\n\x00END\n")
+        self.p.stdin.flush()
+        out = []
+        while True:
+            line = self.p.stdout.readline()
+            if not line:
+                raise AssertionError(f"console died (exit {self.p.poll()}): {''.join(out)}")
+            if line in ("\x00OK\n", "\x00ERR\n"):
+                ok = line == "\x00OK\n"
+                break
+            out.append(line)
+        text = "".join(out)
+        assert ok != expect_error, f"snippet {'raised' if not ok else 'did not raise'}:\n{text}"
+        return text
+
+    def close(self):
+        try:
+            self.p.stdin.close()
+            self.p.wait(30)
+        except (OSError, subprocess.TimeoutExpired):
+            self.p.kill()
+            self.p.wait()
+
+
+@pytest.fixture
+def console():
+    """console() opens a new one; all are closed after the test."""
+    opened = []
+
+    def make():
+        c = Console()
+        opened.append(c)
+        return c
+
+    yield make
+    for c in opened:
+        c.close()

@@ -14,7 +14,7 @@ import pytest
 import ndshm
 from ndshm import Status
 
-from conftest import segments, unique_name
+from conftest import PKG, segments, unique_name
 
 ALL_DTYPES = [ndshm.dtype_of(c) for c in range(1, 15)]
 
@@ -364,3 +364,89 @@ def test_struct_sizes_match_header():
 
     assert ctypes.sizeof(_lib.Options) == 40
     assert ctypes.sizeof(_lib.CInfo) == 7 * 8 + 4 * 4 + 4 * 8 + 32 * 8
+
+
+def test_persistent_await_writer_growth_and_replaced(name):
+    """The layout-2 options through Python: gc keeps a persistent channel; await_writer waits
+    across a writer restart; growth 'fixed' refuses a version that does not fit; a wait on a
+    removed-and-recreated channel says REPLACED."""
+    with ndshm.Writer(name, persistent=True) as w:
+        w.publish(np.arange(3.0))
+    ndshm.gc()
+    assert ndshm.stat(name).version == 1  # kept by gc
+    ndshm.unlink(name)
+    with ndshm.Writer(name, growth="fixed", capacity=64) as w:
+        w.publish(np.zeros(8))  # 64 bytes: fits
+        with pytest.raises(ndshm.Error) as ei:
+            w.publish(np.zeros(9))
+        assert ei.value.status == Status.E_LIMIT
+    with pytest.raises(ValueError):
+        ndshm.Writer(name + "x", growth="triple")
+    r_plain = ndshm.Reader(name)
+    r_await = ndshm.Reader(name, await_writer=True)
+    assert r_plain.read()[0] == Status.OK and r_await.read()[0] == Status.OK
+    assert r_plain.wait(0.05) == Status.WRITER_GONE
+    assert r_await.wait(0.2) == Status.TIMEOUT  # no writer: keeps waiting
+    w2 = ndshm.Writer(name, create=False)  # the writer comes back
+    timer = threading.Timer(0.1, w2.publish, args=(np.arange(2),))
+    timer.start()
+    assert r_await.wait(30) == Status.OK
+    assert r_await.read()[1].tolist() == [0, 1]
+    timer.join()
+    w2.close()
+    ndshm.unlink(name)
+    w3 = ndshm.Writer(name)  # a new channel under the name
+    assert r_await.wait(30) == Status.REPLACED
+    r_plain.close()
+    r_await.close()
+    w3.close()
+
+
+CLOSE_RACE = r"""
+import sys, threading
+import numpy as np
+import ndshm
+name, rounds = sys.argv[1], int(sys.argv[2])
+big = np.ones(1 << 18)  # 2 MiB: publishes and reads that take a while
+for k in range(rounds):
+    w = ndshm.Writer(f"{name}-{k}", unlink_on_close=True)
+    w.publish(big)
+    r = ndshm.Reader(w.name)
+    ended = []
+
+    def publisher():
+        try:
+            while True:
+                w.publish(big)
+        except ValueError:
+            ended.append("pub")
+
+    def reader(fn):
+        try:
+            while True:
+                fn()
+        except ValueError:
+            ended.append("read")
+
+    threads = [threading.Thread(target=publisher),
+               threading.Thread(target=reader, args=(r.read,)),
+               threading.Thread(target=reader, args=(r.view,)),
+               threading.Thread(target=reader, args=(lambda: r.wait(None),))]
+    for t in threads:
+        t.start()
+    r.close()  # while three threads read, view and wait on it
+    w.close()  # while a thread publishes
+    for t in threads:
+        t.join(30)
+    assert sorted(ended) == ["pub", "read", "read", "read"], ended
+print("ok")
+"""
+
+
+def test_close_while_other_threads_use_the_handle(name):
+    """close() from one thread while others publish, read, view and wait: they stop with
+    ValueError ('closed'); the handle is freed only after their C calls return (this
+    segfaulted: close freed the C handle under a running publish)."""
+    p = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {PKG!r})\n" +
+                        CLOSE_RACE, name, "40"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and p.stdout.strip() == "ok", (p.returncode, p.stderr[-3000:])

@@ -46,22 +46,24 @@ def case_line(code, seed, shape):
 
 
 def test_struct_layout_matches_c(peer_path):
+    """Every field of every struct the ctypes binding mirrors sits where the C compiler puts
+    it (the C side prints sizes and offsets; fields of ours the C side does not list, or the
+    reverse, fail too)."""
     import ctypes
 
     from ndshm import _lib
 
     out = subprocess.run([peer_path, "sizes"], capture_output=True, text=True, check=True)
     c = dict((k, int(v)) for k, v in (line.split() for line in out.stdout.splitlines()))
-    assert c["options"] == ctypes.sizeof(_lib.Options)
-    assert c["info"] == ctypes.sizeof(_lib.CInfo)
-    assert c["info.shape"] == _lib.CInfo.shape.offset
-    assert c["view"] == ctypes.sizeof(_lib.CView)
-    assert c["view.info"] == _lib.CView.info.offset
-    assert c["view.seq_"] == _lib.CView.seq_.offset
-    assert c["channel"] == ctypes.sizeof(_lib.CChannelInfo)
-    assert c["channel.shape"] == _lib.CChannelInfo.shape.offset
-    assert c["channel.capacity"] == _lib.CChannelInfo.capacity.offset
-    assert c["channel.status"] == _lib.CChannelInfo.status.offset
+    mirrors = {"options": _lib.Options, "info": _lib.CInfo, "view": _lib.CView,
+               "channel": _lib.CChannelInfo, "wire": _lib.CWireMeta}
+    for tag, cls in mirrors.items():
+        assert c[tag] == ctypes.sizeof(cls), (tag, c[tag], ctypes.sizeof(cls))
+        ours = {f[0] for f in cls._fields_ if not f[0].endswith("_") or f[0] in ("priv_", "seq_")}
+        theirs = {k.split(".", 1)[1] for k in c if k.startswith(tag + ".")}
+        assert ours == theirs, (tag, sorted(ours ^ theirs))
+        for field in theirs:
+            assert c[f"{tag}.{field}"] == getattr(cls, field).offset, (tag, field)
 
 
 def test_c_writer_python_reader(peer, name):

@@ -204,19 +204,83 @@ static int torn(const char *name, double seconds)
     return rc != NDSHM_OK;
 }
 
+/* "<struct> <size>" and "<struct>.<field> <offset>" for every struct the ctypes binding
+ * mirrors (python/ndshm/_lib.py), so a field added, moved or resized in C fails the test. */
+#define SIZE(tag, type)       printf(tag " %zu\n", sizeof(type))
+#define OFF(tag, type, field) printf(tag "." #field " %zu\n", offsetof(type, field))
+static void print_layouts(void)
+{
+    SIZE("options", ndshm_options);
+    OFF("options", ndshm_options, size);
+    OFF("options", ndshm_options, flags);
+    OFF("options", ndshm_options, slots);
+    OFF("options", ndshm_options, mode);
+    OFF("options", ndshm_options, capacity);
+    OFF("options", ndshm_options, retries);
+    OFF("options", ndshm_options, spin_ns);
+    OFF("options", ndshm_options, growth);
+    SIZE("info", ndshm_info);
+    OFF("info", ndshm_info, version);
+    OFF("info", ndshm_info, publish_ns);
+    OFF("info", ndshm_info, read_ns);
+    OFF("info", ndshm_info, latency_ns);
+    OFF("info", ndshm_info, dropped);
+    OFF("info", ndshm_info, nbytes);
+    OFF("info", ndshm_info, generation);
+    OFF("info", ndshm_info, flags);
+    OFF("info", ndshm_info, dtype);
+    OFF("info", ndshm_info, ndim);
+    OFF("info", ndshm_info, meta_len);
+    OFF("info", ndshm_info, user_ns);
+    OFF("info", ndshm_info, user_tag);
+    OFF("info", ndshm_info, origin_version);
+    OFF("info", ndshm_info, origin_ns);
+    OFF("info", ndshm_info, shape);
+    SIZE("view", ndshm_view);
+    OFF("view", ndshm_view, data);
+    OFF("view", ndshm_view, meta);
+    OFF("view", ndshm_view, info);
+    OFF("view", ndshm_view, priv_);
+    OFF("view", ndshm_view, seq_);
+    SIZE("channel", ndshm_channel_info);
+    OFF("channel", ndshm_channel_info, name);
+    OFF("channel", ndshm_channel_info, kind);
+    OFF("channel", ndshm_channel_info, dtype);
+    OFF("channel", ndshm_channel_info, ndim);
+    OFF("channel", ndshm_channel_info, order);
+    OFF("channel", ndshm_channel_info, shape);
+    OFF("channel", ndshm_channel_info, slots);
+    OFF("channel", ndshm_channel_info, mode);
+    OFF("channel", ndshm_channel_info, capacity);
+    OFF("channel", ndshm_channel_info, bytes);
+    OFF("channel", ndshm_channel_info, nbytes);
+    OFF("channel", ndshm_channel_info, version);
+    OFF("channel", ndshm_channel_info, publish_ns);
+    OFF("channel", ndshm_channel_info, generation);
+    OFF("channel", ndshm_channel_info, reallocs);
+    OFF("channel", ndshm_channel_info, created_ns);
+    OFF("channel", ndshm_channel_info, writer_pid);
+    OFF("channel", ndshm_channel_info, writer_alive);
+    OFF("channel", ndshm_channel_info, status);
+    OFF("channel", ndshm_channel_info, attached);
+    OFF("channel", ndshm_channel_info, flags);
+    SIZE("wire", ndshm_wire_meta);
+    OFF("wire", ndshm_wire_meta, dtype);
+    OFF("wire", ndshm_wire_meta, ndim);
+    OFF("wire", ndshm_wire_meta, shape);
+    OFF("wire", ndshm_wire_meta, version);
+    OFF("wire", ndshm_wire_meta, publish_ns);
+    OFF("wire", ndshm_wire_meta, publish_real_ns);
+    OFF("wire", ndshm_wire_meta, nbytes);
+    OFF("wire", ndshm_wire_meta, stream_seq);
+    OFF("wire", ndshm_wire_meta, session);
+    OFF("wire", ndshm_wire_meta, flags);
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "sizes") == 0) {
-        printf("options %zu\n", sizeof(ndshm_options));
-        printf("info %zu\n", sizeof(ndshm_info));
-        printf("info.shape %zu\n", offsetof(ndshm_info, shape));
-        printf("view %zu\n", sizeof(ndshm_view));
-        printf("view.info %zu\n", offsetof(ndshm_view, info));
-        printf("view.seq_ %zu\n", offsetof(ndshm_view, seq_));
-        printf("channel %zu\n", sizeof(ndshm_channel_info));
-        printf("channel.shape %zu\n", offsetof(ndshm_channel_info, shape));
-        printf("channel.capacity %zu\n", offsetof(ndshm_channel_info, capacity));
-        printf("channel.status %zu\n", offsetof(ndshm_channel_info, status));
+        print_layouts();
         return 0;
     }
     if (argc >= 2 && strcmp(argv[1], "serve") == 0)

@@ -1,0 +1,11 @@
+"""`import shared_memory` gives ndshm's face of shared_memory: ndshm.compat (docs/python.md)."""
+import os
+import sys
+
+try:
+    import ndshm.compat
+except ImportError:  # a source tree: the package is two directories up (python/)
+    sys.path.append(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    import ndshm.compat
+
+ndshm.compat.alias("shared_memory")
