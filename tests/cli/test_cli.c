@@ -332,8 +332,8 @@ static void test_help_and_usage(void **state)
 {
     (void)state;
     assert_int_equal(run(&R, "--help", NULL), 0);
-    const char *cmds[] = {"ls",     "stat",   "watch", "cat", "pub",
-                          "record", "replay", "rm",    "gc",  "bench"};
+    const char *cmds[] = {"ls",     "stat",   "echo", "watch", "cat",  "pub",
+                          "record", "replay", "rm",   "gc",    "bench"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         assert_contains(R.out, cmds[i]);
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
@@ -458,7 +458,8 @@ static void test_cat(void **state)
     assert_true(v >= 1);
     /* the values printed are those of that version: v*1000 + k */
     char row[128];
-    snprintf(row, sizeof row, "[[%llu., %llu., %llu.],\n [%llu., %llu., %llu.]]", v * 1000,
+    /* numpy's print(): one width for the column, "1000." for floats */
+    snprintf(row, sizeof row, "[[%llu. %llu. %llu.]\n [%llu. %llu. %llu.]]\n", v * 1000,
              v * 1000 + 1, v * 1000 + 2, v * 1000 + 3, v * 1000 + 4, v * 1000 + 5);
     assert_contains(R.out, row);
 
@@ -487,9 +488,11 @@ static void test_cat(void **state)
     assert_int_equal(run(&R, "cat", name, "--next", "--timeout", "10", NULL), 0);
     unsigned long long v2 = header_version(R.out, name);
     assert_true(v2 > v);
-    /* --max: too many elements to print is not an error, and says how to get them */
-    assert_int_equal(run(&R, "cat", name, "--max", "5", NULL), 0);
-    assert_contains(R.out, "6 elements");
+    /* more elements than --threshold (or --max): summarised as numpy does, with "..." */
+    assert_int_equal(run(&R, "cat", name, "--max", "5", "--edgeitems", "1", NULL), 0);
+    assert_contains(R.out, "...");
+    assert_int_equal(run(&R, "cat", name, "--threshold", "5", "--edgeitems", "1", NULL), 0);
+    assert_contains(R.out, "...");
     stop_writer(pid);
 
     /* a closed writer: --next ends at once with WRITER_GONE */
@@ -581,23 +584,30 @@ static void test_record_replay(void **state)
     snprintf(idx, sizeof idx, "%s/index.csv", rec);
     FILE *f = fopen(idx, "r");
     assert_non_null(f);
-    char line[256];
+    char line[512];
     assert_non_null(fgets(line, sizeof line, f));
-    assert_string_equal(line, "version,publish_ns,latency_ns,dropped,file\n");
+    assert_string_equal(line, "channel,version,publish_ns,latency_ns,dropped,file\n");
     uint64_t first_ns = 0, last_ns = 0;
     for (uint64_t v = 1; v <= 20; v++) {
         assert_non_null(fgets(line, sizeof line, f));
+        char *comma = strchr(line, ',');
+        assert_non_null(comma);
+        *comma = 0;
+        assert_string_equal(line, src); /* the channel column */
         unsigned long long ver, pns, lat, drop;
-        char file[64];
-        assert_int_equal(sscanf(line, "%llu,%llu,%llu,%llu,%63s", &ver, &pns, &lat, &drop, file),
-                         5);
+        char file[256];
+        assert_int_equal(
+            sscanf(comma + 1, "%llu,%llu,%llu,%llu,%255s", &ver, &pns, &lat, &drop, file), 5);
         assert_int_equal(ver, v);
         assert_int_equal(drop, 0);
+        char want[256];
+        snprintf(want, sizeof want, "%s/v%012llu.npy", src, ver); /* a folder per channel */
+        assert_string_equal(file, want);
         if (v == 1)
             first_ns = pns;
         assert_true(pns >= last_ns);
         last_ns = pns;
-        char path[512];
+        char path[768];
         snprintf(path, sizeof path, "%s/%s", rec, file);
         ndshm_npy_header h;
         void *data;
@@ -609,9 +619,14 @@ static void test_record_replay(void **state)
     }
     assert_null(fgets(line, sizeof line, f));
     fclose(f);
-    /* a second recording into the same directory is refused without --force */
+    /* a second recording into the same directory is refused without --force, and says why */
     run(&R, "record", src, rec, "--oldest", NULL);
-    assert_fails_with(&R, "NDSHM_E_EXISTS");
+    assert_fails_with(&R, "NDSHM_E_SYS");
+    assert_contains(R.err, "the directory exists already");
+    assert_null(strstr(R.err, "channel"));
+    assert_int_equal(run(&R, "record", src, rec, "--oldest", "--count", "3", "--force", NULL), 0);
+    assert_contains(R.out, "3 version(s)");
+    assert_int_equal(run(&R, "record", src, rec, "--oldest", "--force", NULL), 0);
     /* --count */
     assert_int_equal(run(&R, "record", src, file_in_dir("rec5"), "--oldest", "--count", "5", NULL),
                      0);
@@ -634,7 +649,9 @@ static void test_record_replay(void **state)
     assert_true(json_valid(R.out));
     assert_contains(R.out, "\"published\": 20");
     /* the recorded spacing is kept: replay cannot be faster than the recording */
-    assert_true(elapsed >= last_ns - first_ns);
+    if (elapsed < last_ns - first_ns)
+        fail_msg("replay --realtime took %llu ns, the recording spans %llu ns",
+                 (unsigned long long)elapsed, (unsigned long long)(last_ns - first_ns));
     uint8_t buf[100];
     ndshm_info info;
     for (uint64_t v = 1; v <= 20; v++) {
@@ -649,8 +666,13 @@ static void test_record_replay(void **state)
     assert_contains(R.out, "published 40 version(s)");
     assert_contains(R.out, "last version 60");
     ndshm_reader_close(r);
+    /* without NAME: the recorded name (the source channel, whose writer is closed) */
+    assert_int_equal(run(&R, "replay", rec, NULL), 0);
+    assert_contains(R.out, "last version 40"); /* numbering goes on after the 20 recorded */
+    run(&R, "replay", rec, "--prefix", "bad/", NULL);
+    assert_fails_with(&R, "NDSHM_E_NAME");
 
-    /* an index that points outside the directory is refused */
+    /* an index that points outside the directory is refused, naming the file and line */
     const char *evil = file_in_dir("evil");
     assert_int_equal(mkdir(evil, 0700), 0);
     snprintf(idx, sizeof idx, "%s/index.csv", evil);
@@ -660,6 +682,7 @@ static void test_record_replay(void **state)
     fclose(f);
     run(&R, "replay", evil, dst, NULL);
     assert_fails_with(&R, "NDSHM_E_CORRUPT");
+    assert_contains(R.err, "evil/index.csv:2: the file '../rec/v000000000001.npy' is not a plain");
     run(&R, "replay", file_in_dir("nothing-here"), dst, NULL);
     assert_fails_with(&R, "No such file");
     run(&R, "record", tu_name("missing"), file_in_dir("rec-missing"), NULL);
@@ -740,8 +763,22 @@ static void test_rm_gc(void **state)
     assert_contains(R.out, "removed 0 channel(s)");
     assert_int_equal(ndshm_stat(live, &ci), NDSHM_OK);
 
-    /* rm works on a live channel too (its writer keeps its mapping), and says so when absent */
-    assert_int_equal(run(&R, "rm", live, "--json", NULL), 0);
+    /* rm refuses a channel whose writer is alive, naming the writer's pid ... */
+    char want[64];
+    snprintf(want, sizeof want, "its writer is alive (pid %d)", (int)pid);
+    run(&R, "rm", live, NULL);
+    assert_fails_with(&R, "NDSHM_E_WRITER_ALIVE");
+    assert_contains(R.err, want);
+    assert_contains(R.err, "--force");
+    assert_int_equal(ndshm_stat(live, &ci), NDSHM_OK);
+    run(&R, "rm", live, "--json", NULL);
+    assert_int_equal(R.status, 1);
+    assert_true(json_valid(R.out));
+    assert_contains(R.out, "\"removed\": false");
+    snprintf(want, sizeof want, "\"writer_pid\": %d", (int)pid);
+    assert_contains(R.out, want);
+    /* ... and with --force removes it (its writer keeps its mapping), and says so when absent */
+    assert_int_equal(run(&R, "rm", live, "--force", "--json", NULL), 0);
     assert_true(json_valid(R.out));
     assert_contains(R.out, "\"removed\": true");
     assert_int_equal(ndshm_stat(live, &ci), NDSHM_E_NOENT);
