@@ -3,7 +3,7 @@
 # scripts/test.sh and scripts/demo.sh. Needs root (or sudo) when something is missing.
 ndshm_install_deps() {
     local pkgs=(build-essential cmake pkg-config git liburcu-dev libcmocka-dev libbenchmark-dev
-        libzmq3-dev clang libclang-rt-14-dev python3 python3-numpy python3-pytest spin
+        libzmq3-dev zlib1g-dev clang libclang-rt-14-dev python3 python3-numpy python3-pytest spin
         gnuplot-nox "$@")
     local missing=()
     for p in "${pkgs[@]}"; do

@@ -211,11 +211,11 @@ static int parse_value(struct lit *L, const char **pp, uint32_t d)
                  (unsigned long long)count, (unsigned long long)L->shape[d]);
             return -1;
         }
+        if (L->n > 0 && d >= L->ndim) {
+            LWHY("ragged nested lists: a list where a number was expected");
+            return -1;
+        }
         if (!L->have_shape[d]) {
-            if (d > 0 && d > L->ndim) {
-                LWHY("ragged nested lists: a list where a number was expected");
-                return -1;
-            }
             L->have_shape[d] = 1;
             L->shape[d] = count;
             if (d + 1 > L->ndim)
