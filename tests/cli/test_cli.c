@@ -1495,9 +1495,9 @@ static void test_man(void **state)
     char *save = NULL;
     for (char *c = strtok_r(cmds, "\n", &save); c; c = strtok_r(NULL, "\n", &save)) {
         static char help[sizeof R.out];
-        assert_int_equal(run(&R, c, "--help", NULL), 0);
-        if (strcmp(c, "bench") == 0) /* its help is ndshm-bench's, when built */
+        if (strcmp(c, "bench") == 0) /* its help is ndshm-bench's, when that is built */
             continue;
+        assert_int_equal(run(&R, c, "--help", NULL), 0);
         memcpy(help, R.out, sizeof help);
         assert_int_equal(run(&R, "help", "--man", c, NULL), 0);
         char th[64];

@@ -125,6 +125,10 @@ int cli_read_file(const char *path, uint64_t max, void **buf, size_t *len, char 
 /* A .npy file or one array of an .npz archive. */
 int cli_load_array(const char *path, const struct cli_load_opts *o, struct cli_array *out,
                    char *why, size_t why_len);
+/* The same from memory: buf (malloc'ed, n bytes plus one) is taken over, whatever the outcome.
+ * npz_name: the file is called *.npz. */
+int cli_parse_array(void *buf, size_t n, int npz_name, const struct cli_load_opts *o,
+                    struct cli_array *out, char *why, size_t why_len);
 void cli_array_free(struct cli_array *a);
 /* An inline value: "[1.0, 2.0]", "[[1, 2], [3, 4]]", "5", "1+2j". dtype 0 = infer. */
 int cli_parse_literal(const char *text, int dtype, struct cli_array *out, char *why,

@@ -676,11 +676,9 @@ static int strip_npy(const char *name, char *out, size_t n)
     return 0;
 }
 
-static int parse_npz(const char *path, const unsigned char *b, size_t n,
-                     const struct cli_load_opts *o, struct cli_array *out, char *why,
-                     size_t why_len)
+static int parse_npz(const unsigned char *b, size_t n, const struct cli_load_opts *o,
+                     struct cli_array *out, char *why, size_t why_len)
 {
-    (void)path;
     struct zentry ent[64];
     size_t count = 0;
     int rc = zip_entries(b, n, ent, 64, &count, why, why_len);
@@ -828,24 +826,19 @@ static int ends_with(const char *s, const char *suffix)
     return a >= b && strcasecmp(s + a - b, suffix) == 0;
 }
 
-int cli_load_array(const char *path, const struct cli_load_opts *o, struct cli_array *out,
-                   char *why, size_t why_len)
+int cli_parse_array(void *buf, size_t n, int npz_name, const struct cli_load_opts *o,
+                    struct cli_array *out, char *why, size_t why_len)
 {
-    void *buf = NULL;
-    size_t n = 0;
-    int rc =
-        cli_read_file(path, NDSHM_MAX_CAPACITY + NDSHM_NPY_MAX_HEADER + 64, &buf, &n, why, why_len);
-    if (rc)
-        return rc;
     const unsigned char *b = buf;
+    int rc;
     int zip = n >= 4 && b[0] == 'P' && b[1] == 'K' && (b[2] == 3 || b[2] == 5);
-    if (zip || ends_with(path, ".npz")) {
+    if (zip || npz_name) {
         if (!zip) {
             WHY("named .npz but not a zip archive (numpy.savez writes zip files)");
             free(buf);
             return NDSHM_E_CORRUPT;
         }
-        rc = parse_npz(path, b, n, o, out, why, why_len);
+        rc = parse_npz(b, n, o, out, why, why_len);
         free(buf);
         return rc;
     }
@@ -864,6 +857,18 @@ int cli_load_array(const char *path, const struct cli_load_opts *o, struct cli_a
     else
         out->file = buf;
     return NDSHM_OK;
+}
+
+int cli_load_array(const char *path, const struct cli_load_opts *o, struct cli_array *out,
+                   char *why, size_t why_len)
+{
+    void *buf = NULL;
+    size_t n = 0;
+    int rc =
+        cli_read_file(path, NDSHM_MAX_CAPACITY + NDSHM_NPY_MAX_HEADER + 64, &buf, &n, why, why_len);
+    if (rc)
+        return rc;
+    return cli_parse_array(buf, n, ends_with(path, ".npz"), o, out, why, why_len);
 }
 
 void cli_array_free(struct cli_array *a)
