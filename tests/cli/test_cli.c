@@ -1504,6 +1504,21 @@ static void test_man(void **state)
         snprintf(th, sizeof th, ".SH NAME\nndshm\\-%s \\- ", c);
         assert_contains(R.out, th);
         assert_contains(R.out, ".SH SYNOPSIS");
+        if (access("/usr/bin/groff", X_OK) == 0) { /* renders without a warning */
+            char page[256], cmd[800], err[4096];
+            snprintf(page, sizeof page, "%s/page.1", dir);
+            FILE *pf = fopen(page, "w");
+            assert_non_null(pf);
+            fputs(R.out, pf);
+            fclose(pf);
+            snprintf(cmd, sizeof cmd, "/usr/bin/groff -man -Tutf8 -ww -z '%s' 2>'%s.err'", page,
+                     page);
+            assert_int_equal(system(cmd), 0);
+            snprintf(cmd, sizeof cmd, "%s.err", page);
+            slurp(cmd, err, sizeof err);
+            if (err[0])
+                fail_msg("groff warns about the page of %s: %s", c, err);
+        }
         /* every --option of the help is in the page (roff spells '-' as "\-") */
         for (const char *p = help; (p = strstr(p, "--")) != NULL;) {
             const char *e = p + 2;
