@@ -426,6 +426,24 @@ static void test_ls_stat(void **state)
     assert_contains(R.out, "\"segments\": [{\"path\": ");
     assert_contains(R.out, "\"versions_published\": ");
 
+    /* readers: counted by the library from the readers' kernel locks, one per reader handle */
+    assert_contains(R.out, "\"readers\": 0");
+    ndshm_reader *rd[3];
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(ndshm_reader_open(name, NULL, &rd[i]), NDSHM_OK);
+    assert_int_equal(run(&R, "stat", name, NULL), 0);
+    assert_contains(R.out, "readers:       3\n");
+    assert_int_equal(run(&R, "stat", name, "--json", NULL), 0);
+    assert_contains(R.out, "\"readers\": 3");
+    ndshm_reader_close(rd[2]);
+    assert_int_equal(run(&R, "ls", name, NULL), 0);
+    snprintf(want, sizeof want, "        2  %d alive", (int)pid); /* READERS, then WRITER */
+    assert_contains(R.out, want);
+    ndshm_reader_close(rd[1]);
+    ndshm_reader_close(rd[0]);
+    assert_int_equal(run(&R, "ls", name, "--json", NULL), 0);
+    assert_contains(R.out, "\"readers\": 0");
+
     run(&R, "stat", tu_name("missing"), NULL);
     assert_fails_with(&R, "NDSHM_E_NOENT");
     stop_writer(pid);
@@ -734,6 +752,7 @@ static void test_rm_gc(void **state)
     (void)state;
     const char *live = tu_name("gc-live"), *dead = tu_name("gc-dead"),
                *closed = tu_name("gc-closed");
+    char want[512];
     /* earlier tests left dead and closed channels in our private directory: clear them */
     assert_int_equal(run(&R, "gc", NULL), 0);
     pid_t pid = start_writer(live, 4, 5, 0, 0, W_FOREVER);
@@ -761,10 +780,41 @@ static void test_rm_gc(void **state)
     assert_int_equal(ci.writer_alive, 1);
     assert_int_equal(run(&R, "gc", NULL), 0);
     assert_contains(R.out, "removed 0 channel(s)");
+
+    /* pub --persist: the channel outlives pub (writer closed) and gc keeps it; ls and stat say
+     * so; rm removes it without --force (no live writer) */
+    const char *cfg = tu_name("gc-persist"), *plain = tu_name("gc-plain");
+    assert_int_equal(run(&R, "pub", cfg, "--persist", "[0.5, 2.0]", NULL), 0);
+    assert_int_equal(run(&R, "pub", plain, "[0.5, 2.0]", NULL), 0);
+    assert_int_equal(ndshm_stat(cfg, &ci), NDSHM_OK);
+    assert_true(ci.flags & NDSHM_ENTRY_PERSISTENT);
+    assert_int_equal(ci.writer_alive, 0);
+    assert_int_equal(run(&R, "ls", cfg, NULL), 0);
+    assert_contains(R.out, "- closed, persistent");
+    assert_int_equal(run(&R, "ls", cfg, "--json", NULL), 0);
+    assert_contains(R.out, "\"persistent\": true");
+    assert_int_equal(run(&R, "stat", cfg, NULL), 0);
+    assert_contains(R.out, "persistent:    yes");
+    assert_int_equal(run(&R, "gc", "--dry-run", NULL), 0);
+    assert_contains(R.out, plain);
+    snprintf(want, sizeof want, "kept %s (persistent, writer closed)", cfg);
+    assert_contains(R.out, want);
+    assert_int_equal(run(&R, "gc", "--json", NULL), 0);
+    assert_true(json_valid(R.out));
+    assert_contains(R.out, "\"count\": 1");
+    snprintf(want, sizeof want, "\"kept_persistent\": [\"%s\"]", cfg);
+    assert_contains(R.out, want);
+    assert_int_equal(ndshm_stat(plain, &ci), NDSHM_E_NOENT);
+    assert_int_equal(ndshm_stat(cfg, &ci), NDSHM_OK);
+    /* a new pub into it keeps it persistent */
+    assert_int_equal(run(&R, "pub", cfg, "[1.0, 2.0]", NULL), 0);
+    assert_int_equal(run(&R, "gc", NULL), 0);
+    assert_int_equal(ndshm_stat(cfg, &ci), NDSHM_OK);
+    assert_int_equal(run(&R, "rm", cfg, NULL), 0);
+    assert_int_equal(ndshm_stat(cfg, &ci), NDSHM_E_NOENT);
     assert_int_equal(ndshm_stat(live, &ci), NDSHM_OK);
 
     /* rm refuses a channel whose writer is alive, naming the writer's pid ... */
-    char want[64];
     snprintf(want, sizeof want, "its writer is alive (pid %d)", (int)pid);
     run(&R, "rm", live, NULL);
     assert_fails_with(&R, "NDSHM_E_WRITER_ALIVE");
@@ -862,14 +912,36 @@ static void test_echo(void **state)
     stop_writer(pid);
 
     /* --oldest: every version still in the ring, from the first */
+    ndshm_writer *w;
     const char *done = tu_name("echo-done");
     wait_writer(start_writer(done, 16, 0, 6, 0, W_CLOSE));
     assert_int_equal(run(&R, "echo", done, "--oldest", "--count", "6", NULL), 0);
     assert_int_equal(versions_in(R.out, done, v, 16), 6);
     for (int i = 0; i < 6; i++)
         assert_int_equal(v[i], i + 1);
+    /* a version's extras: in the header line, in --json, as fields */
+    const char *ex = tu_name("echo-extras");
+    assert_int_equal(ndshm_writer_create(ex, NULL, &w), NDSHM_OK);
+    ndshm_extra extra = NDSHM_EXTRA_INIT;
+    extra.user_ns = 123456789;
+    extra.user_tag = 42;
+    extra.origin_version = 7;
+    extra.meta = "caps";
+    extra.meta_len = 4;
+    float val[2] = {1, 2};
+    uint64_t shp[] = {2};
+    assert_int_equal(ndshm_publish_ex(w, NDSHM_FLOAT32, 1, shp, val, &extra, NULL), NDSHM_OK);
+    assert_int_equal(run(&R, "echo", ex, "--once", NULL), 0);
+    assert_contains(R.out, " user_ns 123456789 tag 42 origin version 7 meta 4 B");
+    assert_contains(R.out, "\n[1. 2.]\n");
+    assert_int_equal(run(&R, "echo", ex, "--once", "--json", NULL), 0);
+    assert_true(json_valid(R.out));
+    assert_contains(R.out, "\"user_tag\": 42, \"origin_version\": 7, \"origin_ns\": 0, "
+                           "\"meta_len\": 4");
+    assert_int_equal(run(&R, "echo", ex, "--once", "--field", "origin_version", NULL), 0);
+    assert_string_equal(R.out, "7\n");
+    ndshm_writer_close(w);
     /* a channel with nothing published: --timeout ends it with TIMEOUT */
-    ndshm_writer *w;
     const char *empty = tu_name("echo-empty");
     assert_int_equal(ndshm_writer_create(empty, NULL, &w), NDSHM_OK);
     run(&R, "echo", empty, "--timeout", "0.2", NULL);

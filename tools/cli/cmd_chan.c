@@ -612,12 +612,29 @@ int cmd_gc(int argc, char **argv)
         }
         shown++;
     }
+    /* persistent channels without a live writer: what gc kept and why */
+    size_t kept = 0;
+    if (json)
+        printf("], \"kept_persistent\": [");
+    for (size_t i = 0; i < nb; i++) {
+        const ndshm_channel_info *ci = &before[i];
+        if (ci->status != NDSHM_OK || is_array(ci) || ci->writer_alive ||
+            !(ci->flags & NDSHM_ENTRY_PERSISTENT) || (!dry && !find_info(after, na, ci->name)))
+            continue;
+        if (json) {
+            printf("%s", kept ? ", " : "");
+            cli_json_str(stdout, ci->name);
+        } else {
+            printf("kept %s (persistent, %s)\n", ci->name, gc_reason(ci));
+        }
+        kept++;
+    }
     if (json)
         printf("], \"count\": %zu}\n", dry ? shown : removed);
     else if (dry)
-        printf("gc: %zu channel(s) would be removed\n", shown);
+        printf("gc: %zu channel(s) would be removed, %zu persistent kept\n", shown, kept);
     else
-        printf("gc: removed %zu channel(s)\n", removed);
+        printf("gc: removed %zu channel(s), kept %zu persistent\n", removed, kept);
     ndshm_list_free(before);
     ndshm_list_free(after);
     return CLI_OK;

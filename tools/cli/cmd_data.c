@@ -28,17 +28,13 @@ int cli_open_writer(const char *name, uint32_t slots, uint32_t flags, ndshm_writ
 
 int cmd_pub(int argc, char **argv)
 {
-    static const struct option opts[] = {{"rate", required_argument, NULL, 'r'},
-                                         {"count", required_argument, NULL, 'c'},
-                                         {"slots", required_argument, NULL, 's'},
-                                         {"hold", no_argument, NULL, 'H'},
-                                         {"unlink", no_argument, NULL, 'u'},
-                                         {"dtype", required_argument, NULL, 'd'},
-                                         {"key", required_argument, NULL, 'k'},
-                                         {"transpose", no_argument, NULL, 'T'},
-                                         {"c-order", no_argument, NULL, 'C'},
-                                         {"json", no_argument, NULL, 'j'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"rate", required_argument, NULL, 'r'},  {"count", required_argument, NULL, 'c'},
+        {"slots", required_argument, NULL, 's'}, {"hold", no_argument, NULL, 'H'},
+        {"unlink", no_argument, NULL, 'u'},      {"dtype", required_argument, NULL, 'd'},
+        {"key", required_argument, NULL, 'k'},   {"transpose", no_argument, NULL, 'T'},
+        {"c-order", no_argument, NULL, 'C'},     {"persist", no_argument, NULL, 'P'},
+        {"json", no_argument, NULL, 'j'},        {NULL, 0, NULL, 0}};
     double rate = 0;
     uint64_t count = 0, slots = 0;
     int have_count = 0, hold = 0, unlink_end = 0, json = 0, c;
@@ -81,6 +77,9 @@ int cmd_pub(int argc, char **argv)
             break;
         case 'C':
             lo.c_order = 1;
+            break;
+        case 'P':
+            wflags |= NDSHM_PERSISTENT; /* gc keeps the channel after we exit */
             break;
         case 'j':
             json = 1;

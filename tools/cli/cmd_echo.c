@@ -61,12 +61,17 @@ enum field {
     F_SHAPE,
     F_NBYTES,
     F_GENERATION,
+    F_USER_NS,
+    F_USER_TAG,
+    F_ORIGIN_VERSION,
+    F_ORIGIN_NS,
+    F_META_LEN,
     F_DATA,
     F_COUNT
 };
-static const char *const field_names[F_COUNT] = {"version", "publish_ns", "latency_ns",
-                                                 "dropped", "dtype",      "shape",
-                                                 "nbytes",  "generation", "data"};
+static const char *const field_names[F_COUNT] = {
+    "version",    "publish_ns", "latency_ns", "dropped",        "dtype",     "shape",    "nbytes",
+    "generation", "user_ns",    "user_tag",   "origin_version", "origin_ns", "meta_len", "data"};
 
 struct fields {
     int n;
@@ -89,7 +94,8 @@ static int parse_fields(const char *spec, struct fields *out)
             k = F_LATENCY_NS;
         if (k < 0)
             return cli_usage("--field: no field '%s' (version, publish_ns, latency_ns, dropped, "
-                             "dtype, shape, nbytes, generation, data)",
+                             "dtype, shape, nbytes, generation, user_ns, user_tag, "
+                             "origin_version, origin_ns, meta_len, data)",
                              t);
         if (out->n >= 32)
             return cli_usage("--field: too many fields");
@@ -135,6 +141,21 @@ static void field_text(FILE *f, int k, const ndshm_info *info, int json)
         break;
     case F_GENERATION:
         fprintf(f, "%llu", (unsigned long long)info->generation);
+        break;
+    case F_USER_NS:
+        fprintf(f, "%llu", (unsigned long long)info->user_ns);
+        break;
+    case F_USER_TAG:
+        fprintf(f, "%llu", (unsigned long long)info->user_tag);
+        break;
+    case F_ORIGIN_VERSION:
+        fprintf(f, "%llu", (unsigned long long)info->origin_version);
+        break;
+    case F_ORIGIN_NS:
+        fprintf(f, "%llu", (unsigned long long)info->origin_ns);
+        break;
+    case F_META_LEN:
+        fprintf(f, "%u", (unsigned)info->meta_len);
         break;
     }
 }
@@ -189,6 +210,12 @@ static int show_version(const char *name, const ndshm_info *info, const void *da
                    "\"dropped\": %llu",
                    (unsigned long long)info->nbytes, (unsigned long long)info->publish_ns,
                    (unsigned long long)info->latency_ns, (unsigned long long)info->dropped);
+            if (info->flags & NDSHM_INFO_EXTRA)
+                printf(", \"user_ns\": %llu, \"user_tag\": %llu, \"origin_version\": %llu, "
+                       "\"origin_ns\": %llu, \"meta_len\": %u",
+                       (unsigned long long)info->user_ns, (unsigned long long)info->user_tag,
+                       (unsigned long long)info->origin_version,
+                       (unsigned long long)info->origin_ns, (unsigned)info->meta_len);
             if (p->slice) {
                 printf(", \"slice\": ");
                 cli_json_str(stdout, p->slice);
@@ -227,6 +254,19 @@ static int show_version(const char *name, const ndshm_info *info, const void *da
             printf(" [%s] -> %s", p->slice, shape);
         }
         printf(" latency %s", lat);
+        if (info->flags & NDSHM_INFO_EXTRA) {
+            /* the version's extras, those that are set */
+            if (info->user_ns)
+                printf(" user_ns %llu", (unsigned long long)info->user_ns);
+            if (info->user_tag)
+                printf(" tag %llu", (unsigned long long)info->user_tag);
+            if (info->origin_version)
+                printf(" origin version %llu", (unsigned long long)info->origin_version);
+            if (info->origin_ns)
+                printf(" origin_ns %llu", (unsigned long long)info->origin_ns);
+            if (info->meta_len)
+                printf(" meta %u B", (unsigned)info->meta_len);
+        }
         if (info->dropped)
             printf(", %llu dropped before it", (unsigned long long)info->dropped);
         printf("\n");
@@ -448,7 +488,8 @@ int cmd_echo(int argc, char **argv)
         return cli_usage("expected one channel name");
     const char *name = argv[optind];
     ndshm_options o = NDSHM_OPTIONS_INIT;
-    o.flags = oldest ? NDSHM_REPLAY : 0;
+    /* AWAIT_WRITER: wait through a writer's absence (a new writer may take over) */
+    o.flags = (oldest ? NDSHM_REPLAY : 0) | NDSHM_AWAIT_WRITER;
     ndshm_reader *r = NULL;
     int st = ndshm_reader_open(name, &o, &r);
     if (st)
