@@ -17,6 +17,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -1616,6 +1617,144 @@ static void test_man(void **state)
     assert_int_equal(run(&R, "help", "--man", "nosuch", NULL), 2);
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Shared arrays in ls, stat, cat, rm and gc
+ * ------------------------------------------------------------------------------------------- */
+
+/* The line of `ls` output that starts with name (and a space), with its '\n'. */
+static void ls_line(const char *out, const char *name, char *line, size_t n)
+{
+    size_t l = strlen(name);
+    for (const char *p = out; *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p + 1) : strlen(p);
+        if (strncmp(p, name, l) == 0 && p[l] == ' ') {
+            snprintf(line, n, "%.*s", (int)len, p);
+            return;
+        }
+        p += len;
+    }
+    fail_msg("no line for %s in:\n%s", name, out);
+}
+
+static void test_arrays(void **state)
+{
+    (void)state;
+    char fa[256], ca[256], ch[256];
+    snprintf(fa, sizeof fa, "%s", tu_name("arr-f"));
+    snprintf(ca, sizeof ca, "%s", tu_name("arr-c"));
+    snprintf(ch, sizeof ch, "%s", tu_name("arr-chan"));
+    /* a Fortran-order float64 (2, 3) holding a[i, j] = 3 i + j, and a C-order int16 (4,) */
+    ndshm_array_options o = NDSHM_ARRAY_OPTIONS_INIT;
+    o.order = NDSHM_ORDER_F;
+    ndshm_array *af, *ac;
+    uint64_t sf[] = {2, 3}, sc[] = {4};
+    assert_int_equal(ndshm_array_create(fa, NDSHM_FLOAT64, 2, sf, &o, &af), NDSHM_OK);
+    double *d = ndshm_array_data(af);
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 3; j++)
+            d[j * 2 + i] = 3 * i + j; /* column-major */
+    assert_int_equal(ndshm_array_create(ca, NDSHM_INT16, 1, sc, NULL, &ac), NDSHM_OK);
+    int16_t *x = ndshm_array_data(ac);
+    for (int i = 0; i < 4; i++)
+        x[i] = (int16_t)(i * 100 - 7);
+    assert_int_equal(run(&R, "pub", ch, "[1]", "--persist", NULL), 0); /* outlives gc */
+
+    /* ls: the kind column, F after a Fortran shape, the processes attached (this one) */
+    assert_int_equal(run(&R, "ls", tu_name("arr-*"), NULL), 0);
+    assert_contains(R.out, "KIND");
+    char want[600], line[512];
+    ls_line(R.out, fa, line, sizeof line);
+    assert_contains(line, "  array    float64     (2, 3) F              -          -");
+    assert_contains(line, "        1  -\n"); /* READERS (attached), WRITER */
+    ls_line(R.out, ch, line, sizeof line);
+    assert_contains(line, "  channel  int64");
+    assert_int_equal(run(&R, "ls", fa, "--json", NULL), 0);
+    assert_true(json_valid(R.out));
+    assert_contains(R.out, "\"kind\": \"array\"");
+    assert_contains(R.out, "\"order\": \"F\"");
+    assert_contains(R.out, "\"nbytes\": 48");
+    assert_contains(R.out, "\"attached\": 1");
+    /* stat: the array's header */
+    assert_int_equal(run(&R, "stat", fa, NULL), 0);
+    assert_contains(R.out, "kind:          shared array\n");
+    assert_contains(R.out, "dtype:         float64\n");
+    assert_contains(R.out, "shape:         (2, 3)\n");
+    assert_contains(R.out, "order:         F (column-major, Fortran)\n");
+    assert_contains(R.out, "array size:    48 B (48 B)\n");
+    assert_contains(R.out, "attached:      1 process(es)\n");
+    assert_contains(R.out, "created:       ");
+    ndshm_array *extra;
+    assert_int_equal(ndshm_array_attach(fa, NULL, &extra), NDSHM_OK);
+    assert_int_equal(run(&R, "stat", fa, "--json", NULL), 0);
+    assert_true(json_valid(R.out));
+    assert_contains(R.out, "\"attached\": 2");
+    ndshm_array_detach(extra);
+
+    /* cat: the logical array as numpy prints it, whatever its memory order */
+    assert_int_equal(run(&R, "cat", fa, NULL), 0);
+    snprintf(want, sizeof want, "# %s array float64 (2, 3) F order\n[[0. 1. 2.]\n [3. 4. 5.]]\n",
+             fa);
+    assert_string_equal(R.out, want);
+    assert_int_equal(run(&R, "cat", ca, "--repr", NULL), 0);
+    assert_contains(R.out, "array([ -7,  93, 193, 293], dtype=int16)\n");
+    assert_int_equal(run(&R, "cat", fa, "--slice", ":,1", NULL), 0);
+    assert_contains(R.out, "[1. 4.]\n");
+    assert_int_equal(run(&R, "cat", fa, "--json", NULL), 0);
+    assert_true(json_valid(R.out));
+    assert_contains(R.out, "\"data\": [[0, 1, 2], [3, 4, 5]]");
+    /* cat -o: the array's memory and order, as numpy.save would write it */
+    const char *out = file_in_dir("arr.npy");
+    assert_int_equal(run(&R, "cat", fa, "-o", out, NULL), 0);
+    ndshm_npy_header h;
+    uint32_t order;
+    void *data;
+    assert_int_equal(ndshm_load_npy_order(out, &h, &order, &data), NDSHM_OK);
+    assert_int_equal(order, NDSHM_ORDER_F);
+    assert_int_equal(h.dtype, NDSHM_FLOAT64);
+    assert_int_equal(h.shape[0], 2);
+    assert_int_equal(h.shape[1], 3);
+    assert_memory_equal(data, d, 48);
+    ndshm_npy_free(data);
+    /* channel-only commands say what an array is */
+    run(&R, "cat", fa, "--next", NULL);
+    assert_fails_with(&R, "NDSHM_E_KIND");
+    assert_contains(R.err, "a shared array has no versions");
+    run(&R, "echo", fa, "--once", NULL);
+    assert_fails_with(&R, "NDSHM_E_KIND");
+    assert_contains(R.err, "`ndshm cat` prints it");
+
+    /* gc never removes an array, even with nobody attached */
+    ndshm_array_detach(af);
+    ndshm_array_detach(ac);
+    assert_int_equal(run(&R, "gc", "--json", NULL), 0);
+    assert_true(json_valid(R.out));
+    ndshm_array_info ai;
+    assert_int_equal(ndshm_array_stat(fa, &ai), NDSHM_OK);
+    assert_int_equal(ndshm_array_stat(ca, &ai), NDSHM_OK);
+    /* rm --arrays-older-than: by creation time, arrays only */
+    assert_int_equal(run(&R, "rm", "--arrays-older-than", "1h", NULL), 0);
+    assert_string_equal(R.out, "");
+    assert_int_equal(ndshm_array_stat(fa, &ai), NDSHM_OK);
+    struct timespec ts = {0, 20000000};
+    nanosleep(&ts, NULL);
+    assert_int_equal(run(&R, "rm", "--arrays-older-than", "10ms", "--json", NULL), 0);
+    assert_true(json_valid(R.out));
+    assert_contains(R.out, "\"kind\": \"array\", \"removed\": true");
+    assert_int_equal(ndshm_array_stat(fa, &ai), NDSHM_E_NOENT);
+    assert_int_equal(ndshm_array_stat(ca, &ai), NDSHM_E_NOENT);
+    ndshm_channel_info ci;
+    assert_int_equal(ndshm_stat(ch, &ci), NDSHM_OK); /* not a channel */
+    /* rm NAME removes an array too */
+    assert_int_equal(ndshm_array_create(ca, NDSHM_INT16, 1, sc, NULL, &ac), NDSHM_OK);
+    ndshm_array_detach(ac);
+    assert_int_equal(run(&R, "rm", ca, NULL), 0);
+    snprintf(want, sizeof want, "removed %s (array)\n", ca);
+    assert_string_equal(R.out, want);
+    assert_int_equal(ndshm_array_stat(ca, &ai), NDSHM_E_NOENT);
+    assert_int_equal(run(&R, "rm", "--arrays-older-than", "soon", NULL), 2);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 
 static void remove_dir(void)
@@ -1662,7 +1801,7 @@ int main(void)
         cmocka_unit_test(test_pub_inline),    cmocka_unit_test(test_input_errors),
         cmocka_unit_test(test_record_multi),  cmocka_unit_test(test_replay_old_and_bad),
         cmocka_unit_test(test_ls_globs),      cmocka_unit_test(test_watch_multi),
-        cmocka_unit_test(test_man),
+        cmocka_unit_test(test_man),           cmocka_unit_test(test_arrays),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,7 +2,8 @@
 written by the tool (`ndshm cat -o`, `ndshm record`) load in numpy with the right dtype, shape
 and values. Every one of the 14 dtypes; 0-d, 1-d, zero-element and 32-d shapes; unsupported
 files refused with their status; Fortran-order files with --transpose / --c-order; .npz
-archives of numpy.savez and numpy.savez_compressed with --key, and damaged ones refused. Runs in a private NDSHM_DIR removed at the end.
+archives of numpy.savez and numpy.savez_compressed with --key, and damaged ones refused; shared
+arrays (C and Fortran order) printed and saved by `cat`. Runs in a private NDSHM_DIR removed at the end.
 
 usage: /usr/bin/python3 test_numpy.py PATH/TO/ndshm
 """
@@ -159,6 +160,23 @@ def main():
         p = tool("pub", "np-z", bad, "--key", "x", ok=False)
         if p.returncode != 1 or "crc.npz" not in p.stderr or "archive" not in p.stderr:
             failures.append(f"truncated npz: exit {p.returncode}, stderr {p.stderr!r}")
+        # shared arrays: cat prints the logical array as numpy does, cat -o saves it as numpy
+        # would (order included)
+        for order in "CF":
+            arr = np.asarray(np.arange(12, dtype=np.float32).reshape(3, 4) / 8, order=order)
+            src = os.path.join(tmp, f"arr-{order}.npy")
+            np.save(src, arr)
+            tool("array", "create", f"np-arr-{order}", "--from", src)
+            p = tool("cat", f"np-arr-{order}")
+            text = p.stdout.split("\n", 1)[1].rstrip("\n")
+            if text != str(arr):
+                failures.append(f"cat of a {order} array:\n{text}\nnumpy:\n{arr}")
+            tool("cat", f"np-arr-{order}", "-o", out)
+            got = np.load(out)
+            if not np.array_equal(got, arr) or got.flags.f_contiguous != (order == "F") or \
+                    got.shape != arr.shape:
+                failures.append(f"cat -o of a {order} array: {got!r} {got.flags}")
+            tool("rm", f"np-arr-{order}")
         left = [f for f in os.listdir(tmp) if f.startswith("ndshm.np-")]
         tool("gc")
         print(f"{checked} dtype/shape round trips through the tool; record and refusals checked")

@@ -130,6 +130,9 @@ int cli_load_array(const char *path, const struct cli_load_opts *o, struct cli_a
 int cli_parse_array(void *buf, size_t n, int npz_name, const struct cli_load_opts *o,
                     struct cli_array *out, char *why, size_t why_len);
 void cli_array_free(struct cli_array *a);
+/* Copy count elements of isz bytes, a Fortran-order array of this shape, into C order. */
+void cli_f_to_c(const void *from, void *to, size_t isz, uint32_t ndim, const uint64_t *shape,
+                uint64_t count);
 /* An inline value: "[1.0, 2.0]", "[[1, 2], [3, 4]]", "5", "1+2j". dtype 0 = infer. */
 int cli_parse_literal(const char *text, int dtype, struct cli_array *out, char *why,
                       size_t why_len);

@@ -307,6 +307,120 @@ static int show_version(const char *name, const ndshm_info *info, const void *da
  * cat
  * ------------------------------------------------------------------------------------------- */
 
+/* cat of a shared array: its current contents (a snapshot copy), in its logical shape. */
+static int cat_array(const char *name, const char *out, const struct cli_print *p, int json)
+{
+    ndshm_array_options o = NDSHM_ARRAY_OPTIONS_INIT;
+    o.flags = NDSHM_ARRAY_READONLY;
+    ndshm_array *a;
+    int st = ndshm_array_attach(name, &o, &a);
+    if (st)
+        return cli_fail(st, "%s", name);
+    ndshm_array_info ai;
+    int ret = CLI_FAIL;
+    struct cli_array snap, view;
+    memset(&snap, 0, sizeof snap);
+    memset(&view, 0, sizeof view);
+    if ((st = ndshm_array_info_get(a, &ai)) != NDSHM_OK) {
+        cli_fail(st, "%s", name);
+        goto out;
+    }
+    const void *d = ndshm_array_cdata(a);
+    if (out && !p->slice) {
+        /* the array as it is, its order included: numpy.load gives it back exactly */
+        if ((st = ndshm_save_npy_order(out, ai.dtype, ai.ndim, ai.shape, ai.order, d)) != 0) {
+            cli_fail(st, "writing %s", out);
+            goto out;
+        }
+    }
+    /* a C-order snapshot of the logical array (numpy prints a Fortran array the same) */
+    size_t isz = ndshm_dtype_size(ai.dtype);
+    snap.own = malloc(ai.nbytes ? ai.nbytes : 1);
+    if (!snap.own) {
+        cli_fail(NDSHM_E_NOMEM, "%s: %llu bytes", name, (unsigned long long)ai.nbytes);
+        goto out;
+    }
+    if (ai.order == NDSHM_ORDER_F && ai.ndim > 1)
+        cli_f_to_c(d, snap.own, isz, ai.ndim, ai.shape, ai.nbytes / isz);
+    else
+        memcpy(snap.own, d, ai.nbytes);
+    snap.dtype = ai.dtype;
+    snap.ndim = ai.ndim;
+    memcpy(snap.shape, ai.shape, sizeof snap.shape);
+    snap.nbytes = ai.nbytes;
+    snap.data = snap.own;
+    if (p->slice) {
+        char why[256];
+        if ((st = cli_slice(p->slice, snap.dtype, snap.ndim, snap.shape, snap.data, &view, why,
+                            sizeof why)) != NDSHM_OK) {
+            cli_fail_why(st, why, "%s: --slice %s", name, p->slice);
+            goto out;
+        }
+        if (out && (st = ndshm_save_npy(out, view.dtype, view.ndim, view.shape, view.data))) {
+            cli_fail(st, "writing %s", out);
+            goto out;
+        }
+    } else {
+        view = snap;
+        view.own = NULL; /* snap keeps the buffer */
+    }
+    uint64_t elems = view.nbytes / isz;
+    char shape[1024], vshape[1024];
+    cli_fmt_shape(shape, sizeof shape, ai.ndim, ai.shape);
+    cli_fmt_shape(vshape, sizeof vshape, view.ndim, view.shape);
+    const char *ord = ai.order == NDSHM_ORDER_F ? "F" : "C";
+    if (json) {
+        printf("{\"name\": ");
+        cli_json_str(stdout, name);
+        printf(", \"kind\": \"array\", \"dtype\": \"%s\", \"ndim\": %u, \"shape\": ",
+               ndshm_dtype_name(ai.dtype), (unsigned)ai.ndim);
+        cli_json_shape(stdout, ai.ndim, ai.shape);
+        printf(", \"order\": \"%s\", \"nbytes\": %llu, \"created_ns\": %llu", ord,
+               (unsigned long long)ai.nbytes, (unsigned long long)ai.created_ns);
+        if (p->slice) {
+            printf(", \"slice\": ");
+            cli_json_str(stdout, p->slice);
+            printf(", \"slice_shape\": ");
+            cli_json_shape(stdout, view.ndim, view.shape);
+        }
+        if (out) {
+            printf(", \"file\": ");
+            cli_json_str(stdout, out);
+        } else {
+            printf(", \"data\": ");
+            if (elems <= p->np.threshold)
+                cli_print_json_array(stdout, view.dtype, view.ndim, view.shape, view.data);
+            else
+                printf("null, \"truncated\": true");
+        }
+        printf("}\n");
+    } else {
+        printf("# %s array %s %s %s order", name, ndshm_dtype_name(ai.dtype), shape, ord);
+        if (p->slice)
+            printf(" [%s] -> %s", p->slice, vshape);
+        printf("\n");
+        if (out) {
+            printf("# written to %s\n", out);
+        } else {
+            struct sbuf sb = SBUF_INIT;
+            if ((st = cli_np_format(&sb, view.dtype, view.ndim, view.shape, view.data, &p->np))) {
+                sb_free(&sb);
+                cli_fail(st, "%s: formatting", name);
+                goto out;
+            }
+            fwrite(sb.p, 1, sb.len, stdout);
+            putchar('\n');
+            sb_free(&sb);
+        }
+    }
+    ret = CLI_OK;
+out:
+    cli_array_free(&view);
+    cli_array_free(&snap);
+    ndshm_array_detach(a);
+    return ret;
+}
+
 int cmd_cat(int argc, char **argv)
 {
     static const struct option opts[] = {{"output", required_argument, NULL, 'o'},
@@ -351,6 +465,12 @@ int cmd_cat(int argc, char **argv)
     const char *name = argv[optind];
     ndshm_reader *r = NULL;
     int st = ndshm_reader_open(name, NULL, &r);
+    if (st == NDSHM_E_KIND) { /* a shared array */
+        if (next)
+            return cli_fail_why(st, "a shared array has no versions: --next is for channels", "%s",
+                                name);
+        return cat_array(name, out, &pr, json);
+    }
     if (st)
         return cli_fail(st, "%s", name);
     int ret = CLI_FAIL;
@@ -492,6 +612,11 @@ int cmd_echo(int argc, char **argv)
     o.flags = (oldest ? NDSHM_REPLAY : 0) | NDSHM_AWAIT_WRITER;
     ndshm_reader *r = NULL;
     int st = ndshm_reader_open(name, &o, &r);
+    if (st == NDSHM_E_KIND)
+        return cli_fail_why(st,
+                            "a shared array, changed in place, has no versions to follow: "
+                            "`ndshm cat` prints it",
+                            "%s", name);
     if (st)
         return cli_fail(st, "%s", name);
     cli_catch_signals();

@@ -363,9 +363,11 @@ static const char *descr_kind(const char *d)
     return "not one of the 14 numeric dtypes ndshm carries";
 }
 
-static void reorder_f_to_c(const unsigned char *src, unsigned char *dst, size_t isz, uint32_t ndim,
-                           const uint64_t *shape, uint64_t count)
+void cli_f_to_c(const void *from, void *to, size_t isz, uint32_t ndim, const uint64_t *shape,
+                uint64_t count)
 {
+    const unsigned char *src = from;
+    unsigned char *dst = to;
     uint64_t idx[NDSHM_MAX_DIMS] = {0}, fstride[NDSHM_MAX_DIMS];
     uint64_t s = 1;
     for (uint32_t d = 0; d < ndim; d++) {
@@ -495,7 +497,7 @@ static int parse_npy(const unsigned char *b, size_t n, const struct cli_load_opt
                 return NDSHM_E_NOMEM;
             }
             size_t isz = ndshm_dtype_size(dt);
-            reorder_f_to_c(b + off, out->own, isz, h.ndim, h.shape, nbytes / isz);
+            cli_f_to_c(b + off, out->own, isz, h.ndim, h.shape, nbytes / isz);
             out->data = out->own;
         } else {
             char tshape[512];
