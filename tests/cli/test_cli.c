@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -1755,6 +1756,70 @@ static void test_arrays(void **state)
     assert_int_equal(run(&R, "rm", "--arrays-older-than", "soon", NULL), 2);
 }
 
+/* A live writer in another pid namespace (a container sharing /dev/shm): ls, stat and rm say
+ * that its pid is not one of ours. */
+static void test_writer_other_pidns(void **state)
+{
+    (void)state;
+    const char *name = tu_name("pidns");
+    int ready[2];
+    assert_int_equal(pipe(ready), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        close(ready[0]);
+        if (unshare(CLONE_NEWPID) != 0) {
+            if (write(ready[1], "u", 1) != 1)
+                _exit(2);
+            _exit(0);
+        }
+        pid_t inner = fork(); /* pid 1 of the new namespace */
+        if (inner < 0)
+            _exit(1);
+        if (inner > 0) {
+            int st;
+            waitpid(inner, &st, 0);
+            _exit(0);
+        }
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        ndshm_writer *w;
+        float a[6] = {0};
+        uint64_t shape[] = {2, 3};
+        if (ndshm_writer_create(name, NULL, &w) != NDSHM_OK ||
+            ndshm_publish(w, NDSHM_FLOAT32, 2, shape, a, NULL) != NDSHM_OK)
+            _exit(1);
+        if (write(ready[1], "r", 1) != 1)
+            _exit(2);
+        pause();
+        _exit(0);
+    }
+    close(ready[1]);
+    char c = 0;
+    if (read(ready[0], &c, 1) != 1)
+        c = 0;
+    close(ready[0]);
+    if (c == 'u') {
+        waitpid(pid, NULL, 0);
+        print_message("unshare(CLONE_NEWPID) not permitted here: skipped\n");
+        skip();
+    }
+    assert_int_equal(c, 'r');
+    assert_int_equal(run(&R, "ls", name, NULL), 0);
+    assert_contains(R.out, "1 alive (in another pid namespace)");
+    assert_int_equal(run(&R, "ls", name, "--json", NULL), 0);
+    assert_contains(R.out, "\"writer_other_pidns\": true");
+    assert_int_equal(run(&R, "stat", name, NULL), 0);
+    assert_contains(R.out, "writer:        pid 1, alive (in another pid namespace)\n");
+    run(&R, "rm", name, NULL);
+    assert_fails_with(&R, "NDSHM_E_WRITER_ALIVE");
+    assert_contains(R.err, "its writer is alive (pid 1 in another pid namespace)");
+    kill(pid, SIGKILL); /* the namespace's init and with it the writer */
+    waitpid(pid, NULL, 0);
+    assert_int_equal(run(&R, "rm", name, NULL), 0); /* dead now: no --force needed */
+}
+
 /* ------------------------------------------------------------------------------------------ */
 
 static void remove_dir(void)
@@ -1793,15 +1858,25 @@ int main(void)
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
         signal(sigs[i], on_fatal);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_json_checker),  cmocka_unit_test(test_help_and_usage),
-        cmocka_unit_test(test_dispatch),      cmocka_unit_test(test_ls_stat),
-        cmocka_unit_test(test_cat),           cmocka_unit_test(test_pub),
-        cmocka_unit_test(test_record_replay), cmocka_unit_test(test_watch),
-        cmocka_unit_test(test_rm_gc),         cmocka_unit_test(test_echo),
-        cmocka_unit_test(test_pub_inline),    cmocka_unit_test(test_input_errors),
-        cmocka_unit_test(test_record_multi),  cmocka_unit_test(test_replay_old_and_bad),
-        cmocka_unit_test(test_ls_globs),      cmocka_unit_test(test_watch_multi),
-        cmocka_unit_test(test_man),           cmocka_unit_test(test_arrays),
+        cmocka_unit_test(test_json_checker),
+        cmocka_unit_test(test_help_and_usage),
+        cmocka_unit_test(test_dispatch),
+        cmocka_unit_test(test_ls_stat),
+        cmocka_unit_test(test_cat),
+        cmocka_unit_test(test_pub),
+        cmocka_unit_test(test_record_replay),
+        cmocka_unit_test(test_watch),
+        cmocka_unit_test(test_rm_gc),
+        cmocka_unit_test(test_echo),
+        cmocka_unit_test(test_pub_inline),
+        cmocka_unit_test(test_input_errors),
+        cmocka_unit_test(test_record_multi),
+        cmocka_unit_test(test_replay_old_and_bad),
+        cmocka_unit_test(test_ls_globs),
+        cmocka_unit_test(test_watch_multi),
+        cmocka_unit_test(test_man),
+        cmocka_unit_test(test_arrays),
+        cmocka_unit_test(test_writer_other_pidns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
