@@ -1439,6 +1439,12 @@ static void test_replay_old_and_bad(void **state)
     run(&R, "replay", fd, dst, NULL);
     assert_fails_with(&R, "NDSHM_E_INVAL");
     assert_contains(R.err, "index.csv: a FIFO (named pipe), not a regular file");
+    /* a channel named like the index cannot get a folder of that name */
+    assert_int_equal(run(&R, "pub", "index.csv", "[1]", NULL), 0);
+    run(&R, "record", "index.csv", file_in_dir("rec-index"), NULL);
+    assert_fails_with(&R, "NDSHM_E_NAME");
+    assert_contains(R.err, "a channel named index.csv cannot be recorded");
+    assert_int_equal(run(&R, "rm", "index.csv", NULL), 0);
     /* record into a path that is a file */
     const char *plain = file_in_dir("rec-file");
     write_bytes(plain, "x", 1);

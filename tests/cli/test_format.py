@@ -135,7 +135,9 @@ def main():
         c = (np.arange(24, dtype=np.float32) / 7).reshape(2, 3, 4)
         opts = [(a, dict(linewidth=40)), (a, dict(precision=3)), (c, dict(precision=2)),
                 (b, dict(threshold=100, edgeitems=2)), (b, dict(edgeitems=1)),
-                (c, dict(threshold=5)), (a, dict(linewidth=120, precision=1))]
+                (c, dict(threshold=5)), (a, dict(linewidth=120, precision=1)),
+                (b, dict(threshold=10, edgeitems=0)), (c, dict(threshold=1, edgeitems=0)),
+                (a, dict(linewidth=1)), (b, dict(edgeitems=60))]
         for k, (arr, o) in enumerate(opts):
             f = os.path.join(tmp, f"opt{k}.npy")
             np.save(f, arr)

@@ -208,6 +208,13 @@ int cmd_record(int argc, char **argv)
     ndshm_options o = NDSHM_OPTIONS_INIT;
     o.flags = oldest ? NDSHM_REPLAY : 0;
     for (size_t i = 0; i < n; i++) {
+        if (strcmp(names[i], "index.csv") == 0) {
+            cli_fail_why(NDSHM_E_NAME,
+                         "a channel named index.csv cannot be recorded: its folder would be the "
+                         "recording's index",
+                         "%s", names[i]);
+            goto out;
+        }
         ch[i].rec = &rec;
         ch[i].name = names[i];
         int st = ndshm_reader_open(names[i], &o, &ch[i].r);

@@ -237,10 +237,15 @@ static void emit(struct wch *w, int json, int named, int namew, double t, double
         printf(", \"bytes\": %llu, \"bytes_per_s\": %.0f", (unsigned long long)iv->bytes,
                (double)iv->bytes / secs);
         printf(", \"read\": %llu, \"dropped\": %llu, \"contended\": %llu, \"reallocs\": %llu, "
-               "\"version\": %llu, \"readers\": %d, \"writer\": \"%s\", \"dtype\": ",
+               "\"version\": %llu, \"readers\": ",
                (unsigned long long)iv->reads, (unsigned long long)iv->dropped,
                (unsigned long long)iv->contended, (unsigned long long)reallocs,
-               (unsigned long long)ci->version, (int)ci->attached, writer_word(ci));
+               (unsigned long long)ci->version);
+        if (ci->attached >= 0)
+            printf("%d", (int)ci->attached);
+        else
+            printf("null");
+        printf(", \"writer\": \"%s\", \"dtype\": ", writer_word(ci));
         if (dn)
             cli_json_str(stdout, dn);
         else

@@ -577,7 +577,8 @@ static void visit(struct ctx *c, uint32_t dim, uint64_t off, int pass)
         return;
     }
     uint64_t n = c->shape[dim];
-    int cut = c->summarise && n > 2 * c->edge;
+    /* numpy's _leading_trailing: a[:e] and a[-e:]; with e = 0 the latter is all of a */
+    int cut = c->summarise && n > 2 * c->edge && c->edge > 0;
     for (uint64_t i = 0; i < n; i++) {
         if (cut && i == c->edge)
             i = n - c->edge;
