@@ -1,7 +1,9 @@
 """numpy <-> ndshm tool interop: files written by numpy load in the tool (`ndshm pub`), files
 written by the tool (`ndshm cat -o`, `ndshm record`) load in numpy with the right dtype, shape
 and values. Every one of the 14 dtypes; 0-d, 1-d, zero-element and 32-d shapes; unsupported
-files refused with their status. Runs in a private NDSHM_DIR removed at the end.
+files refused with their status; Fortran-order files with --transpose / --c-order; .npz
+archives of numpy.savez and numpy.savez_compressed with --key, and damaged ones refused; shared
+arrays (C and Fortran order) printed and saved by `cat`. Runs in a private NDSHM_DIR removed at the end.
 
 usage: /usr/bin/python3 test_numpy.py PATH/TO/ndshm
 """
@@ -77,11 +79,12 @@ def main():
         rec = os.path.join(tmp, "rec")
         tool("record", "np-rec", rec, "--oldest")
         lines = open(os.path.join(rec, "index.csv")).read().split("\n")
-        assert lines[0] == "version,publish_ns,latency_ns,dropped,file", lines[0]
+        assert lines[0] == "channel,version,publish_ns,latency_ns,dropped,file", lines[0]
         rows = [l.split(",") for l in lines[1:] if l]
-        assert [int(r[0]) for r in rows] == [1, 2, 3, 4], rows
+        assert [r[0] for r in rows] == ["np-rec"] * 4, rows
+        assert [int(r[1]) for r in rows] == [1, 2, 3, 4], rows
         for r, f in zip(rows, frames):
-            g = np.load(os.path.join(rec, r[4]))
+            g = np.load(os.path.join(rec, r[5]))
             assert g.dtype == f.dtype and np.array_equal(g, f), (r, g)
         # what numpy writes that we cannot take: refused with the status, exit 1
         bad = {
@@ -106,6 +109,74 @@ def main():
             tool("pub", "np-ver", path)
             p = tool("cat", "np-ver", "--json")
             assert '"data": [0, 1, 2, 3, 4]' in p.stdout, p.stdout
+        # Fortran order: refused with a message that offers --transpose and --c-order
+        fa = np.asfortranarray(np.arange(24, dtype="<i4").reshape(2, 3, 4))
+        fpath = os.path.join(tmp, "fortran.npy")
+        np.save(fpath, fa)
+        p = tool("pub", "np-f", fpath, ok=False)
+        if p.returncode != 1 or "Fortran-order" not in p.stderr or "--transpose" not in p.stderr \
+                or "fortran.npy" not in p.stderr:
+            failures.append(f"fortran: exit {p.returncode}, stderr {p.stderr!r}")
+        out = os.path.join(tmp, "f-out.npy")
+        for flag, want in [("--transpose", fa.T), ("--c-order", fa)]:
+            tool("pub", "np-f", fpath, flag)
+            tool("cat", "np-f", "-o", out)
+            got = np.load(out)
+            if got.shape != want.shape or not np.array_equal(got, want):
+                failures.append(f"fortran {flag}: got {got.shape}, want {want.shape}")
+        # .npz archives: numpy.savez (stored) and numpy.savez_compressed (deflate)
+        x, y = np.arange(5, dtype=np.int16), np.linspace(0, 1, 6).reshape(2, 3)
+        npz = os.path.join(tmp, "two.npz")
+        np.savez(npz, x=x, y=y)
+        p = tool("pub", "np-z", npz, ok=False)
+        if p.returncode != 1 or "an .npz archive of 2 arrays (x, y)" not in p.stderr or \
+                "--key" not in p.stderr:
+            failures.append(f"npz without --key: exit {p.returncode}, stderr {p.stderr!r}")
+        for key, want in [("y", y), ("x.npy", x)]:
+            tool("pub", "np-z", npz, "--key", key)
+            tool("cat", "np-z", "-o", out)
+            got = np.load(out)
+            if got.dtype != want.dtype or not np.array_equal(got, want):
+                failures.append(f"npz --key {key}: got {got!r}")
+        p = tool("pub", "np-z", npz, "--key", "z", ok=False)
+        if p.returncode != 1 or "without an array 'z' (its arrays: x, y)" not in p.stderr:
+            failures.append(f"npz --key z: exit {p.returncode}, stderr {p.stderr!r}")
+        comp = os.path.join(tmp, "comp.npz")
+        big = np.arange(10000, dtype=np.float32).reshape(100, 100)
+        np.savez_compressed(comp, big)  # one array: no --key needed
+        tool("pub", "np-z", comp)
+        tool("cat", "np-z", "-o", out)
+        if not np.array_equal(np.load(out), big):
+            failures.append("savez_compressed: values differ")
+        raw = bytearray(open(npz, "rb").read())
+        at = raw.find(b"NUMPY") + 60          # inside the first member's data
+        raw[at] ^= 0xFF
+        bad = os.path.join(tmp, "crc.npz")
+        open(bad, "wb").write(bytes(raw))
+        p = tool("pub", "np-z", bad, "--key", "x", ok=False)
+        if p.returncode != 1 or "CRC-32" not in p.stderr or "crc.npz" not in p.stderr:
+            failures.append(f"damaged npz: exit {p.returncode}, stderr {p.stderr!r}")
+        open(bad, "wb").write(open(npz, "rb").read()[:-30])   # truncated archive
+        p = tool("pub", "np-z", bad, "--key", "x", ok=False)
+        if p.returncode != 1 or "crc.npz" not in p.stderr or "archive" not in p.stderr:
+            failures.append(f"truncated npz: exit {p.returncode}, stderr {p.stderr!r}")
+        # shared arrays: cat prints the logical array as numpy does, cat -o saves it as numpy
+        # would (order included)
+        for order in "CF":
+            arr = np.asarray(np.arange(12, dtype=np.float32).reshape(3, 4) / 8, order=order)
+            src = os.path.join(tmp, f"arr-{order}.npy")
+            np.save(src, arr)
+            tool("array", "create", f"np-arr-{order}", "--from", src)
+            p = tool("cat", f"np-arr-{order}")
+            text = p.stdout.split("\n", 1)[1].rstrip("\n")
+            if text != str(arr):
+                failures.append(f"cat of a {order} array:\n{text}\nnumpy:\n{arr}")
+            tool("cat", f"np-arr-{order}", "-o", out)
+            got = np.load(out)
+            if not np.array_equal(got, arr) or got.flags.f_contiguous != (order == "F") or \
+                    got.shape != arr.shape:
+                failures.append(f"cat -o of a {order} array: {got!r} {got.flags}")
+            tool("rm", f"np-arr-{order}")
         left = [f for f in os.listdir(tmp) if f.startswith("ndshm.np-")]
         tool("gc")
         print(f"{checked} dtype/shape round trips through the tool; record and refusals checked")

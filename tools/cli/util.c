@@ -1,5 +1,6 @@
 /* Shared helpers of the ndshm tool: messages, signals, parsing, formatting, JSON, arrays. */
 #include <errno.h>
+#include <fnmatch.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -27,6 +28,17 @@ int cli_fail(int status, const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fprintf(stderr, ": %s (%s)\n", ndshm_strerror(status), ndshm_status_name(status));
+    return CLI_FAIL;
+}
+
+int cli_fail_why(int status, const char *why, const char *fmt, ...)
+{
+    prefix();
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, ": %s (%s)\n", why, ndshm_status_name(status));
     return CLI_FAIL;
 }
 
@@ -184,52 +196,103 @@ const char *cli_shm_dir(void)
 }
 
 /* ---------------------------------------------------------------------------------------------
- * Arrays
+ * Strings
  * ------------------------------------------------------------------------------------------- */
 
-static double half_to_double(uint16_t h)
+static int sb_grow(struct sbuf *b, size_t extra)
 {
-    int e = (h >> 10) & 0x1f, m = h & 0x3ff;
-    double v;
-    if (e == 0)
-        v = ldexp(m, -24);
-    else if (e == 31)
-        v = m ? NAN : INFINITY;
-    else
-        v = ldexp(m + 1024, e - 25);
-    return (h & 0x8000) ? -v : v;
+    if (b->oom)
+        return -1;
+    if (b->len + extra + 1 <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < b->len + extra + 1) {
+        if (cap > SIZE_MAX / 2) {
+            b->oom = 1;
+            return -1;
+        }
+        cap *= 2;
+    }
+    char *p = realloc(b->p, cap);
+    if (!p) {
+        b->oom = 1;
+        return -1;
+    }
+    b->p = p;
+    b->cap = cap;
+    return 0;
 }
 
+void sb_add(struct sbuf *b, const char *s, size_t n)
+{
+    if (sb_grow(b, n))
+        return;
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = 0;
+}
+
+void sb_puts(struct sbuf *b, const char *s)
+{
+    sb_add(b, s, strlen(s));
+}
+
+void sb_spaces(struct sbuf *b, int n)
+{
+    if (n <= 0 || sb_grow(b, (size_t)n))
+        return;
+    memset(b->p + b->len, ' ', (size_t)n);
+    b->len += (size_t)n;
+    b->p[b->len] = 0;
+}
+
+void sb_printf(struct sbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || sb_grow(b, (size_t)n))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+void sb_free(struct sbuf *b)
+{
+    free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+    b->oom = 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Arrays as JSON
+ * ------------------------------------------------------------------------------------------- */
+
 /* The shortest %g text that reads back as the same value (as float when single != 0). */
-static void fmt_real(char *buf, size_t n, double v, int single, int json)
+static void json_real(char *buf, size_t n, double v, int single)
 {
     if (!isfinite(v)) {
-        snprintf(buf, n, "%s", json ? "null" : isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
+        snprintf(buf, n, "null");
         return;
     }
-    int p = 1;
-    for (; p <= 17; p++) {
+    for (int p = 1; p <= 17; p++) {
         snprintf(buf, n, "%.*g", p, v);
         double back = strtod(buf, NULL);
         if (single ? (float)back == (float)v : back == v)
             break;
     }
-    double mag = fabs(v);
-    if (strchr(buf, 'e') && mag >= 1e-4 && mag < 1e16) {
-        /* numpy's range for positional notation: 10. rather than 1e+01 */
-        int decimals = p - 1 - (int)floor(log10(mag));
-        snprintf(buf, n, "%.*f", decimals > 0 ? decimals : 0, v);
-    }
-    if (!json && !strpbrk(buf, ".eE") && strlen(buf) + 2 < n)
-        strcat(buf, "."); /* numpy prints floats as "1." */
 }
 
-static void print_value(FILE *f, int dtype, const unsigned char *p, int json)
+static void json_value(FILE *f, int dtype, const unsigned char *p)
 {
     char a[40], b[40];
     switch (dtype) {
     case NDSHM_BOOL:
-        fputs(*p ? (json ? "true" : "True") : (json ? "false" : "False"), f);
+        fputs(*p ? "true" : "false", f);
         return;
     case NDSHM_INT8:
         fprintf(f, "%d", (int)*(const int8_t *)p);
@@ -271,64 +334,53 @@ static void print_value(FILE *f, int dtype, const unsigned char *p, int json)
         fprintf(f, "%llu", (unsigned long long)u.u64);
         break;
     case NDSHM_FLOAT16:
-        fmt_real(a, sizeof a, half_to_double(u.u16), 1, json);
+        json_real(a, sizeof a, cli_half_to_double(u.u16), 1);
         fputs(a, f);
         break;
     case NDSHM_FLOAT32:
-        fmt_real(a, sizeof a, u.f32, 1, json);
+        json_real(a, sizeof a, u.f32, 1);
         fputs(a, f);
         break;
     case NDSHM_FLOAT64:
-        fmt_real(a, sizeof a, u.f64, 0, json);
+        json_real(a, sizeof a, u.f64, 0);
         fputs(a, f);
         break;
     case NDSHM_COMPLEX64:
     case NDSHM_COMPLEX128: {
         int single = dtype == NDSHM_COMPLEX64;
-        double re = single ? u.c64[0] : u.c128[0], im = single ? u.c64[1] : u.c128[1];
-        fmt_real(a, sizeof a, re, single, json);
-        fmt_real(b, sizeof b, im, single, json);
-        if (json)
-            fprintf(f, "[%s, %s]", a, b);
-        else
-            fprintf(f, "%s%s%sj", a, (b[0] == '-' || !isfinite(im)) ? "" : "+", b);
+        json_real(a, sizeof a, single ? u.c64[0] : u.c128[0], single);
+        json_real(b, sizeof b, single ? u.c64[1] : u.c128[1], single);
+        fprintf(f, "[%s, %s]", a, b);
         break;
     }
     default:
-        fputs(json ? "null" : "?", f);
+        fputs("null", f);
     }
 }
 
-static const unsigned char *print_rec(FILE *f, int dtype, const unsigned char *p, uint32_t dim,
-                                      uint32_t ndim, const uint64_t *shape, int json)
+static const unsigned char *json_rec(FILE *f, int dtype, const unsigned char *p, uint32_t dim,
+                                     uint32_t ndim, const uint64_t *shape)
 {
     if (dim == ndim) {
-        print_value(f, dtype, p, json);
+        json_value(f, dtype, p);
         return p + ndshm_dtype_size(dtype);
     }
     fputc('[', f);
     for (uint64_t i = 0; i < shape[dim]; i++) {
-        if (i) {
-            if (json || dim + 1 == ndim) {
-                fputs(", ", f);
-            } else {
-                fputs(",\n", f);
-                for (uint32_t k = 0; k <= dim; k++)
-                    fputc(' ', f);
-            }
-        }
-        p = print_rec(f, dtype, p, dim + 1, ndim, shape, json);
+        if (i)
+            fputs(", ", f);
+        p = json_rec(f, dtype, p, dim + 1, ndim, shape);
     }
     fputc(']', f);
     return p;
 }
 
-void cli_print_array(FILE *f, int dtype, uint32_t ndim, const uint64_t *shape, const void *data,
-                     int json)
+void cli_print_json_array(FILE *f, int dtype, uint32_t ndim, const uint64_t *shape,
+                          const void *data)
 {
     uint64_t nbytes;
     if (ndshm_array_nbytes(dtype, ndim, shape, &nbytes) != NDSHM_OK) {
-        fputs(json ? "null" : "?", f);
+        fputs("null", f);
         return;
     }
     if (nbytes == 0) {
@@ -345,5 +397,112 @@ void cli_print_array(FILE *f, int dtype, uint32_t ndim, const uint64_t *shape, c
         static const unsigned char none;
         data = &none;
     }
-    print_rec(f, dtype, data, 0, ndim, shape, json);
+    json_rec(f, dtype, data, 0, ndim, shape);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Channel names and globs
+ * ------------------------------------------------------------------------------------------- */
+
+int cli_is_glob(const char *s)
+{
+    return strpbrk(s, "*?[") != NULL;
+}
+
+int cli_match_names(int nargs, char **args, int kinds, char ***names, size_t *count)
+{
+    ndshm_channel_info *list = NULL;
+    size_t n = 0, k = 0;
+    int globs = 0;
+    for (int i = 0; i < nargs; i++)
+        globs |= cli_is_glob(args[i]);
+    if (globs) {
+        int st = ndshm_list(&list, &n);
+        if (st)
+            return cli_fail(st, "listing %s", cli_shm_dir());
+    }
+    size_t cap = (size_t)nargs + n;
+    char **out = calloc(cap ? cap : 1, sizeof *out);
+    if (!out) {
+        ndshm_list_free(list);
+        return cli_fail(NDSHM_E_NOMEM, "matching names");
+    }
+    int ret = CLI_OK;
+    for (int i = 0; i < nargs && ret == CLI_OK; i++) {
+        if (!cli_is_glob(args[i])) {
+            int dup = 0;
+            for (size_t j = 0; j < k; j++)
+                dup |= strcmp(out[j], args[i]) == 0;
+            if (!dup)
+                out[k++] = args[i];
+            continue;
+        }
+        size_t matched = 0;
+        for (size_t e = 0; e < n; e++) {
+            if (fnmatch(args[i], list[e].name, 0) != 0)
+                continue;
+            if (kinds && list[e].kind && !(kinds & (1 << list[e].kind)))
+                continue;
+            matched++;
+            int dup = 0;
+            for (size_t j = 0; j < k; j++)
+                dup |= strcmp(out[j], list[e].name) == 0;
+            if (!dup && !(out[k] = strdup(list[e].name)))
+                ret = cli_fail(NDSHM_E_NOMEM, "matching names");
+            else if (!dup)
+                k++;
+        }
+        if (!matched && ret == CLI_OK)
+            ret = cli_fail(NDSHM_E_NOENT, "no %s matches '%s'",
+                           kinds == (1 << NDSHM_KIND_ARRAY) ? "array" : "channel", args[i]);
+    }
+    ndshm_list_free(list);
+    if (ret != CLI_OK) {
+        cli_free_names(nargs, args, out, k);
+        return ret;
+    }
+    *names = out;
+    *count = k;
+    return CLI_OK;
+}
+
+void cli_free_names(int nargs, char **args, char **names, size_t count)
+{
+    for (size_t j = 0; j < count; j++) {
+        int mine = 1;
+        for (int i = 0; i < nargs; i++)
+            if (names[j] == args[i])
+                mine = 0;
+        if (mine)
+            free(names[j]);
+    }
+    free(names);
+}
+
+int cli_parse_duration(const char *s, double *v)
+{
+    if (!s || !*s)
+        return -1;
+    char *end;
+    errno = 0;
+    double x = strtod(s, &end);
+    if (errno || end == s || !isfinite(x) || x < 0)
+        return -1;
+    double mul = 1;
+    if (strcmp(end, "") == 0 || strcmp(end, "s") == 0)
+        mul = 1;
+    else if (strcmp(end, "ms") == 0)
+        mul = 1e-3;
+    else if (strcmp(end, "m") == 0 || strcmp(end, "min") == 0)
+        mul = 60;
+    else if (strcmp(end, "h") == 0)
+        mul = 3600;
+    else if (strcmp(end, "d") == 0)
+        mul = 86400;
+    else
+        return -1;
+    if (x * mul > 1e12)
+        return -1;
+    *v = x * mul;
+    return 0;
 }
