@@ -5,7 +5,8 @@
  *    0  u32  magic            "NDSW"
  *    4  u16  format           1
  *    6  u16  header_len       64 + 8 * ndim  (bytes that carry information)
- *    8  u16  flags            bit 0: publish_real_ns valid; other bits must be 0
+ *    8  u16  flags            bit 0: publish_real_ns valid; bit 1: a re-sent version;
+ *                             other bits must be 0
  *   10  u8   dtype            ndshm_dtype, 1..14
  *   11  u8   ndim             0..32
  *   12  u32  payload_offset   header_len rounded up to a multiple of 64

@@ -33,8 +33,10 @@ extern "C" {
 /* Header flags. A decoder refuses a buffer with a flag it does not know (NDSHM_E_LAYOUT). */
 enum ndshm_wire_flags {
     NDSHM_WIRE_REALTIME = 1u << 0, /* publish_real_ns is set (the origin's CLOCK_REALTIME) */
+    NDSHM_WIRE_RESENT = 1u << 1,   /* this version was sent before in this session: a copy of
+                                      the newest one for a subscriber that just joined */
 };
-#define NDSHM_WIRE_KNOWN_FLAGS 0x0001u
+#define NDSHM_WIRE_KNOWN_FLAGS 0x0003u
 
 /** The metadata of one encoded version. */
 typedef struct ndshm_wire_meta {
