@@ -174,6 +174,7 @@ static void *next_only(void *arg)
     while (!atomic_load(&sh->stop)) {
         ndshm_info info;
         if (ndshm_read_next(sh->r, buf, MAXB, &info) == NDSHM_OK) {
+            atomic_fetch_add(&sh->reads, 1);
             if (!tu_check(buf, info.nbytes, info.version))
                 atomic_fetch_add(&sh->torn, 1);
             atomic_fetch_add(&sh->claimed, info.dropped + 1);

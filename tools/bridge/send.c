@@ -242,21 +242,23 @@ static void forget_last(struct sender *s)
 static int header_msg(struct sender *s, const ndshm_info *info, uint32_t flags, zmq_msg_t *h)
 {
     ndshm_wire_meta meta;
-    unsigned char hdr[NDSHM_WIRE_HEADER_MAX];
+    uint64_t total;
     size_t hlen;
     if (ndshm_wire_meta_from_info(info, &meta) != NDSHM_OK)
         return -1;
     meta.session = s->session;
     meta.stream_seq = s->seq + 1;
     meta.flags |= flags;
-    int rc = ndshm_wire_encode_header(&meta, hdr, sizeof hdr, &hlen);
+    int rc = ndshm_wire_size(&meta, &total);
+    if (rc == NDSHM_OK && zmq_msg_init_size(h, (size_t)(total - meta.nbytes)) != 0)
+        rc = NDSHM_E_NOMEM;
+    if (rc == NDSHM_OK &&
+        (rc = ndshm_wire_encode_header(&meta, zmq_msg_data(h), zmq_msg_size(h), &hlen)) != 0)
+        zmq_msg_close(h);
     if (rc != NDSHM_OK) {
         bridge_log("encode: %s", ndshm_strerror(rc));
         return -1;
     }
-    if (zmq_msg_init_size(h, hlen) != 0)
-        return -1;
-    memcpy(zmq_msg_data(h), hdr, hlen);
     return 0;
 }
 
