@@ -45,7 +45,7 @@ git -C "$repo" rev-parse --verify -q "$ref^{commit}" >/dev/null || {
     echo "ci-repeat: $repo has no ref '$ref'" >&2
     exit 2
 }
-commit=$(git -C "$repo" rev-parse --short "$ref^{commit}")
+commit=$(git -C "$repo" rev-parse "$ref^{commit}")
 [ -n "$work" ] || work=$(mktemp -d /tmp/ndshm-ci-repeat.XXXXXX)
 mkdir -p "$work"
 results="$work/results.tsv" # run, stage, test, result ("stage" rows: the stage itself)
@@ -61,8 +61,7 @@ stop_heavy() {
 }
 trap stop_heavy EXIT
 if [ "$heavy" = 1 ]; then
-    git clone -q --branch "$ref" --single-branch "$repo" "$work/heavy-src" 2>/dev/null ||
-        git clone -q "$repo" "$work/heavy-src"
+    git clone -q "$repo" "$work/heavy-src"
     git -C "$work/heavy-src" checkout -q "$commit"
     # its own process group, so stop_heavy ends the loop and its compilers together
     setsid bash -c 'while :; do rm -rf "$1/heavy-build"
@@ -78,16 +77,18 @@ ctest_results() {
     sed -n 's/^ *[0-9]*\/[0-9]* Test *#[0-9]*: \([^ ]*\) [ .]*\(\*\*\*\)\{0,1\}\([A-Za-z][A-Za-z ]*[A-Za-z]\).* [0-9.]* sec.*$/\1\t\3/p' "$1"
 }
 
-echo "== $n run(s) of scripts/test.sh, stages: $stages; clones of $repo at $ref ($commit); logs in $work"
+echo "== $n run(s) of scripts/test.sh, stages: $stages; clones of $repo at $ref (${commit:0:12}); logs in $work"
 t_all=$(date +%s)
 for i in $(seq "$n"); do
     dir="$work/run-$i"
     rm -rf "$dir"
     mkdir -p "$dir"
     t0=$(date +%s)
-    if ! git clone -q --branch "$ref" --single-branch "$repo" "$dir/src" 2>"$dir/clone.log"; then
-        git clone -q "$repo" "$dir/src" 2>>"$dir/clone.log" && git -C "$dir/src" checkout -q "$commit"
-    fi
+    # every run tests the same commit, whatever lands on REF meanwhile
+    git clone -q "$repo" "$dir/src" 2>"$dir/clone.log" &&
+        git -C "$dir/src" checkout -q "$commit" 2>>"$dir/clone.log" ||
+        echo "   run $i: clone failed, see $dir/clone.log"
+
     run_ok=1
     for stage in $stages; do
         log="$dir/$stage.log"
@@ -114,7 +115,7 @@ done
 stop_heavy
 
 echo
-echo "== summary: $n run(s) at $ref ($commit)$([ "$heavy" = 1 ] && echo ', with a heavy build beside them'), $(($(date +%s) - t_all)) s"
+echo "== summary: $n run(s) at $ref (${commit:0:12})$([ "$heavy" = 1 ] && echo ', with a heavy build beside them'), $(($(date +%s) - t_all)) s"
 awk -F'\t' -v n="$n" '
     $2 == "*" { whole += ($4 == "passed") ; next }
     $3 == "-" { st[$2] += ($4 == "passed"); seen[$2] = 1; if (!($2 in ord)) ord[$2] = ++ns; next }
