@@ -24,7 +24,8 @@
  *   88  u64  origin_ns
  *   96  u32  meta_len         metadata bytes, 0..65536
  *  100  u32  reserved         0
- *  104  u8[24] reserved       0
+ *  104  u64  channel          the sending channel's incarnation (created_ns), 0 = unknown
+ *  112  u8[16] reserved       0
  *  128  u64  shape[ndim]
  *  header_len: meta_len bytes of metadata
  *  header_len + meta_len .. payload_offset: zero padding
@@ -183,7 +184,9 @@ int ndshm_wire_encode_header(const ndshm_wire_meta *meta, void *buf, size_t buf_
     put64(p + 80, meta->origin_version);
     put64(p + 88, meta->origin_ns);
     put32(p + 96, meta->meta_len);
-    memset(p + 100, 0, NDSHM_WIRE_FIXED - 100);
+    memset(p + 100, 0, 4);
+    put64(p + 104, meta->channel);
+    memset(p + 112, 0, NDSHM_WIRE_FIXED - 112);
     for (uint32_t i = 0; i < meta->ndim; i++)
         put64(p + NDSHM_WIRE_FIXED + 8 * i, meta->shape[i]);
     if (meta->meta_len)
@@ -250,7 +253,7 @@ int ndshm_wire_decode_header(const void *buf, size_t size, ndshm_wire_meta *meta
         return NDSHM_E_CORRUPT;
     if (format == 2)
         for (uint32_t i = 100; i < NDSHM_WIRE_FIXED; i++)
-            if (p[i] != 0)
+            if (p[i] != 0 && (i < 104 || i >= 112))
                 return NDSHM_E_CORRUPT; /* reserved */
     if (size < (size_t)hlen + meta_len)
         return NDSHM_E_TOO_SMALL;
@@ -292,6 +295,7 @@ int ndshm_wire_decode_header(const void *buf, size_t size, ndshm_wire_meta *meta
         m.origin_ns = get64(p + 88);
         m.meta_len = meta_len;
         m.meta = meta_len ? p + hlen : NULL;
+        m.channel = get64(p + 104);
     }
     *meta = m;
     *payload_offset_out = off;

@@ -71,6 +71,9 @@ typedef struct ndshm_wire_meta {
     uint32_t reserved_; /* ignored by encode, 0 after decode */
     const void *meta;   /* encode: meta_len bytes read from here (NULL allowed when 0);
                            decode: points into the decoded buffer (NULL when meta_len is 0) */
+    uint64_t channel;   /* the sending channel's incarnation (its created_ns): a channel removed
+                           and created again under the same name (numbering restarts at 1)
+                           has another; 0 = unknown (and in a format-1 buffer) */
 } ndshm_wire_meta;
 
 /** Bytes of the header part for ndim dimensions and no metadata: the payload offset, a

@@ -628,6 +628,21 @@ static int log_has(const char *log, const char *prefix, const char *needle)
     return found;
 }
 
+/* Wait (at most BUDGET_MS) for a line of `log` starting with `prefix` and containing
+ * `needle`. */
+static void wait_log(const char *log, const char *prefix, const char *needle)
+{
+    uint64_t t0 = ndshm_now_ns();
+    while (!log_has(log, prefix, needle)) {
+        if (ndshm_now_ns() - t0 > (uint64_t)BUDGET_MS * 1000000u) {
+            dump_log(log);
+            fail_msg("expected a line `%s ...%s...` in %s within %d s; none", prefix, needle, log,
+                     BUDGET_MS / 1000);
+        }
+        tu_sleep_ms(5);
+    }
+}
+
 /* A receiver that takes 5 s per message with a full queue (--max-rate 0.2 --hwm 2) while the
  * source publishes at 50 Hz. libzmq stops reading a connection whose receive queue is full;
  * with ZeroMQ heartbeats on the receiving side (3 s, as the bridge had them) the heartbeat
@@ -705,10 +720,7 @@ static void late_subscriber_gets_newest_tcp(void **state)
     wait_for(&st, 5);
     /* the sender re-sends version 5 for the second subscriber; the first receiver, which has
      * it, drops that copy: wait until its stats say so */
-    uint64_t t0 = ndshm_now_ns();
-    while (!log_has(l1, "recv stats", " duplicates=1 ") &&
-           ndshm_now_ns() - t0 < (uint64_t)BUDGET_MS * 1000000u)
-        tu_sleep_ms(5);
+    wait_log(l1, "recv stats", " duplicates=1 ");
     assert_int_equal(stop_child(r2), 0);
     assert_int_equal(stop_child(r1), 0);
     assert_int_equal(stop_child(s), 0);
@@ -741,6 +753,46 @@ static void late_subscriber_gets_newest_tcp(void **state)
     stream_free(&st);
 }
 
+/* A sender killed and restarted finds the newest version its predecessor sent and sends it
+ * again (flagged RESENT): the receiver drops it, so the local channel never holds a version
+ * twice, and the stream goes on. */
+static void restarted_sender_repeats_nothing_tcp(void **state)
+{
+    (void)state;
+    char ep[64];
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", free_port());
+    const char *src = tu_name("br-rs-src"), *dst = tu_name("br-rs-dst");
+    const char *ls = tmp_path("rs-send.log"), *lr = tmp_path("rs-recv.log");
+    const char *sargs[] = {"send", src, ep, "--stats", "0", NULL};
+    struct stream st;
+    uint64_t shape[1] = {128};
+    stream_init(&st, src, 16, 1, shape);
+    for (int i = 0; i < 3; i++)
+        publish_one(&st);
+    pid_t r = spawn(lr, (const char *[]){"recv", ep, dst, "--stats", "0.05", NULL});
+    pid_t s = spawn(ls, sargs);
+    stream_add_sink(&st, dst);
+    wait_for(&st, 3);
+    kill_child(s);
+    /* the new sender reads the channel only once the receiver has subscribed again, so its
+     * first message, version 3 again, reaches the receiver as a repeat (without the wait it
+     * would go to nobody and the receiver would get the copy made for a new subscriber) */
+    s = spawn(ls, (const char *[]){"send", src, ep, "--stats", "0", "--wait-subscriber", NULL});
+    wait_log(lr, "recv stats", " duplicates=1 ");
+    publish_one(&st);
+    wait_for(&st, 4);
+    assert_int_equal(stop_child(s), 0);
+    assert_int_equal(stop_child(r), 0);
+    drain_all(&st);
+    assert_int_equal(st.sinks[0].first, 3);
+    assert_int_equal(st.sinks[0].count, 2); /* 3 and 4, each once (a repeat fails drain) */
+    assert_int_equal(stat_u64(lr, "recv final", "duplicates"), 1);
+    assert_int_equal(stat_u64(lr, "recv final", "msgs"), 2);
+    assert_int_equal(stat_u64(lr, "recv final", "sessions"), 2);
+    assert_int_equal(stat_u64(lr, "recv final", "version_gaps"), 0);
+    stream_free(&st);
+}
+
 int main(void)
 {
     tu_init();
@@ -766,6 +818,7 @@ int main(void)
         cmocka_unit_test(latest_drops_counted_tcp),
         cmocka_unit_test(slow_consumer_survives_tcp),
         cmocka_unit_test(late_subscriber_gets_newest_tcp),
+        cmocka_unit_test(restarted_sender_repeats_nothing_tcp),
     };
     if (getenv("NDSHM_TEST_FILTER")) /* e.g. "*latest*" */
         cmocka_set_test_filter(getenv("NDSHM_TEST_FILTER"));

@@ -30,7 +30,7 @@ def encode(dtype, shape, version=1, flags=1, payload=None, extras=(0, 0, 0, 0), 
         payload = payload_for(n, version)
     hdr = struct.pack("<IHHHBBIQQQQQQ", 0x5753444E, 2, hlen, flags, dtype, ndim, off, version,
                       123456789, 1700000000123456789, n, version, 0xC0FFEE)
-    hdr += struct.pack("<QQQQII", *extras, len(meta), 0) + bytes(24)
+    hdr += struct.pack("<QQQQIIQ", *extras, len(meta), 0, 1800000000123456789) + bytes(16)
     hdr += b"".join(struct.pack("<Q", s) for s in shape) + meta
     return hdr + bytes(off - len(hdr)) + payload
 

@@ -91,6 +91,7 @@ static void byte_layout(void **state)
     ndshm_wire_meta m = meta_for(NDSHM_UINT8, 3, shape, 0x1122334455667788u);
     m.user_ns = 0x0101010101010101u;
     m.origin_version = 0x0202020202020202u;
+    m.channel = 0x0303030303030303u;
     static unsigned char hdr[NDSHM_WIRE_HEADER_MAX];
     memset(hdr, 0xee, sizeof hdr);
     size_t n = 0;
@@ -113,8 +114,8 @@ static void byte_layout(void **state)
         assert_int_equal(hdr[72 + i], 0);    /* user_tag */
         assert_int_equal(hdr[80 + i], 0x02); /* origin_version */
     }
-    for (size_t i = 96; i < 128; i++) /* meta_len 0, reserved */
-        assert_int_equal(hdr[i], 0);
+    for (size_t i = 96; i < 128; i++) /* meta_len 0, reserved, channel */
+        assert_int_equal(hdr[i], i >= 104 && i < 112 ? 0x03 : 0);
     static const unsigned char expect_dim0[8] = {0x38, 0x04, 0, 0, 0, 0, 0, 0}; /* 1080 */
     assert_memory_equal(hdr + 128, expect_dim0, 8);
     for (size_t i = 152; i < 192; i++)
@@ -147,6 +148,7 @@ static void byte_layout(void **state)
     assert_int_equal(d.format, 2);
     assert_int_equal(d.user_ns, m.user_ns);
     assert_int_equal(d.origin_version, m.origin_version);
+    assert_int_equal(d.channel, m.channel);
     assert_int_equal(d.meta_len, 0);
     assert_null(d.meta);
 }
@@ -166,6 +168,7 @@ static void extras_and_metadata(void **state)
         m.user_tag = UINT64_MAX - k;
         m.origin_version = 5000 + k;
         m.origin_ns = UINT64_C(1700000000000000000) + k;
+        m.channel = UINT64_C(1800000000000000000) + k;
         m.meta_len = lens[k];
         m.meta = lens[k] ? blob : NULL;
         m.flags |= NDSHM_WIRE_RESENT;
@@ -180,6 +183,7 @@ static void extras_and_metadata(void **state)
         assert_int_equal(d.user_tag, m.user_tag);
         assert_int_equal(d.origin_version, m.origin_version);
         assert_int_equal(d.origin_ns, m.origin_ns);
+        assert_int_equal(d.channel, m.channel);
         assert_int_equal(d.meta_len, lens[k]);
         if (lens[k]) {
             assert_ptr_equal(d.meta, buf + 128 + 16);
@@ -244,6 +248,7 @@ static void format1_still_decodes(void **state)
     assert_int_equal(d.shape[0], 2);
     assert_int_equal(d.shape[1], 3);
     assert_int_equal(d.user_ns | d.user_tag | d.origin_version | d.origin_ns | d.meta_len, 0);
+    assert_int_equal(d.channel, 0);
     assert_ptr_equal(payload, b + 128);
     b[8] = 1 | NDSHM_WIRE_RESENT;
     assert_int_equal(ndshm_wire_decode(b, sizeof b, &d, &payload), NDSHM_E_LAYOUT);
@@ -262,7 +267,7 @@ static void format1_still_decodes(void **state)
     assert_int_equal(ndshm_wire_decode(out, n, &e, &p2), NDSHM_OK);
     assert_int_equal(e.format, 2);
     e.format = 1;
-    assert_memory_equal(&e, &d, offsetof(ndshm_wire_meta, meta));
+    assert_memory_equal(&e, &d, sizeof e);
     assert_memory_equal(p2, "abcdef", 6);
 }
 
@@ -367,7 +372,10 @@ static void decode_bad_fields(void **state)
     assert_int_equal(decode_patched(buf, len, 97, 1), NDSHM_E_CORRUPT);   /* meta_len 256 */
     assert_int_equal(decode_patched(buf, len, 98, 2), NDSHM_E_LIMIT);     /* meta_len 2^17 */
     assert_int_equal(decode_patched(buf, len, 100, 1), NDSHM_E_CORRUPT);  /* reserved */
+    assert_int_equal(decode_patched(buf, len, 103, 1), NDSHM_E_CORRUPT);  /* reserved */
+    assert_int_equal(decode_patched(buf, len, 112, 1), NDSHM_E_CORRUPT);  /* reserved */
     assert_int_equal(decode_patched(buf, len, 127, 1), NDSHM_E_CORRUPT);  /* reserved */
+    assert_int_equal(decode_patched(buf, len, 104, 1), NDSHM_OK);         /* channel */
     assert_int_equal(decode_patched(buf, len, 128, 8), NDSHM_E_CORRUPT);  /* shape[0] */
     assert_int_equal(decode_patched(buf, len, 134, 1), NDSHM_E_OVERFLOW); /* 2^48 x 3 x 2 */
     assert_int_equal(decode_patched(buf, len, 150, 1), NDSHM_E_CORRUPT);  /* padding */

@@ -22,6 +22,7 @@ struct bridge_opts {
     int mono;              /* recv: latency on CLOCK_MONOTONIC (sender on the same host) */
     int json;              /* stats and events as one JSON object per line */
     double peer_timeout_s; /* send: drop a receiver silent this long (ZMTP heartbeat); 0 never */
+    int wait_subscriber;   /* send: read the channel only once a first receiver subscribed */
 };
 
 /* Set by SIGINT/SIGTERM: finish the current message, print the final stats, exit 0. */

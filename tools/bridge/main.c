@@ -293,6 +293,9 @@ static void usage(FILE *f)
             "                   (a slow consumer) answers nothing meanwhile, so S bounds how\n"
             "                   long a dead receiver can hold the stream, and how slow a live\n"
             "                   one may be\n"
+            "  --wait-subscriber  send: start reading the channel only once a first receiver\n"
+            "                   has subscribed (that receiver then gets every version from\n"
+            "                   the channel's newest one on)\n"
             "  --json           stats and events as one JSON object per line\n"
             "  -h, --help       this help\n"
             "\n"
@@ -361,6 +364,8 @@ int main(int argc, char **argv)
             o.mono = 1;
         } else if (!strcmp(a, "--json")) {
             o.json = 1;
+        } else if (!strcmp(a, "--wait-subscriber")) {
+            o.wait_subscriber = 1;
         } else if (i + 1 < argc && !strcmp(a, "--peer-timeout")) {
             if (parse_num(argv[++i], 0, 86400, &v))
                 goto bad_value;

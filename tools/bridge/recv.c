@@ -47,7 +47,10 @@ struct receiver {
     void *sock, *mon;
     int connected;
     uint64_t connects, disconnects, duplicates, first_version, lost_before_subscribe;
-    ndshm_writer *w, *ow; /* local channel, origin companion channel */
+    uint64_t channel;       /* the sending channel's incarnation (wire `channel`), 0 = unknown */
+    uint64_t resume_origin; /* origin version of the local channel's newest version when this
+                               receiver started (a predecessor republished it), 0 = none */
+    ndshm_writer *w, *ow;   /* local channel, origin companion channel */
     uint64_t session, last_seq, last_version;
     uint64_t msgs, bytes, bad, net_dropped, version_gaps, sessions, skipped, errors;
     uint64_t t0, next_stats, next_due;
@@ -229,18 +232,20 @@ static int republish(struct receiver *s, const ndshm_wire_meta *m, const void *p
     return NDSHM_OK;
 }
 
-/* Sequence accounting for one decoded message. Returns 1 if it is a re-sent version this
- * receiver already has (to drop), 0 otherwise. */
+/* The version's number at its first channel: as carried, or the sending channel's own. */
+static uint64_t origin_of(const ndshm_wire_meta *m)
+{
+    return m->origin_version ? m->origin_version : m->version;
+}
+
+/* Sequence accounting for one decoded message. Returns 1 if it is a repeat (RESENT) of a
+ * version this receiver already republished (to drop), 0 otherwise. */
 static int account(struct receiver *s, const ndshm_wire_meta *m)
 {
     if (m->session != s->session) {
         s->session = m->session;
         s->sessions++;
         s->last_seq = 0;
-        /* a restarted sender on the same channel continues its version numbers: gaps across
-         * the restart still count; a version that goes back means a new origin channel */
-        if (m->version <= s->last_version)
-            s->last_version = 0;
         if (!s->first_version) {
             s->first_version = m->version;
             s->lost_before_subscribe = m->version ? m->version - 1 : 0;
@@ -259,9 +264,24 @@ static int account(struct receiver *s, const ndshm_wire_meta *m)
     if (s->last_seq && m->stream_seq > s->last_seq + 1)
         s->net_dropped += m->stream_seq - s->last_seq - 1;
     s->last_seq = m->stream_seq;
-    if ((m->flags & NDSHM_WIRE_RESENT) && s->last_version && m->version <= s->last_version) {
-        s->duplicates++;
-        return 1;
+    /* Another channel under the origin's name (re-created: numbering from 1 again), or one
+     * whose identity is unknown (a format-1 sender) going backwards: version accounting
+     * starts over. A restarted sender on the same channel continues its numbers: gaps across
+     * the restart still count. */
+    if ((m->channel && s->channel && m->channel != s->channel) ||
+        (!m->channel && m->version < s->last_version)) {
+        s->last_version = 0;
+        s->resume_origin = 0;
+    }
+    if (m->channel)
+        s->channel = m->channel;
+    if (m->flags & NDSHM_WIRE_RESENT) {
+        /* a repeat of what this receiver (or the one before it on this local channel) has */
+        if ((s->last_version && m->version <= s->last_version) ||
+            (!s->last_version && s->resume_origin && origin_of(m) <= s->resume_origin)) {
+            s->duplicates++;
+            return 1;
+        }
     }
     if (s->last_version && m->version > s->last_version + 1)
         s->version_gaps += m->version - s->last_version - 1;

@@ -23,7 +23,10 @@
  * it drop it), unless a newer version goes out first: a receiver never waits for the source's
  * next publish, and nobody has to guess when a subscription has arrived. The sender keeps a
  * reference to that last payload frame (ZeroMQ frames are reference-counted: no copy); it is
- * not counted in the --queue-mb budget.
+ * not counted in the --queue-mb budget. The versions the channel already had when the sender
+ * attached go out flagged RESENT too: a sender that replaces a killed one may repeat the
+ * newest version its predecessor sent. Each header carries the channel's creation time
+ * (`channel`), so receivers tell a re-created channel (numbering from 1 again) from a repeat.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -119,7 +122,8 @@ struct sender {
     void *sock;
     struct pool pool;
     ndshm_reader *r;
-    uint64_t created_ns; /* of the channel the reader is attached to */
+    uint64_t created_ns;  /* of the channel the reader is attached to: the wire's `channel` */
+    uint64_t attach_head; /* its newest version when the reader attached */
     uint64_t session, seq;
     /* counters */
     uint64_t msgs, bytes, dropped, ring_dropped, contended, reopens, eagain, budget_waits;
@@ -186,6 +190,7 @@ static int sender_open(struct sender *s)
             rc = ndshm_reader_open(s->o->name, NULL, &s->r);
         if (rc == NDSHM_OK) {
             s->created_ns = ci.created_ns;
+            s->attach_head = ci.version;
             return 0;
         }
         if (!warned++)
@@ -248,6 +253,11 @@ static int header_msg(struct sender *s, const ndshm_info *info, uint32_t flags, 
         return -1;
     meta.session = s->session;
     meta.stream_seq = s->seq + 1;
+    meta.channel = s->created_ns;
+    /* A version the channel had when this sender attached may have gone out already, from
+     * the sender before this one: a repeat (receivers that have it drop it). */
+    if (info->version <= s->attach_head)
+        flags |= NDSHM_WIRE_RESENT;
     meta.flags |= flags;
     int rc = ndshm_wire_size(&meta, &total);
     if (rc == NDSHM_OK && zmq_msg_init_size(h, (size_t)(total - meta.nbytes)) != 0)
@@ -422,6 +432,12 @@ int bridge_send(const struct bridge_opts *o)
     }
     if (bridge_attach(s.sock, o) != 0)
         goto done;
+    while (o->wait_subscriber && !s.subscribers && !bridge_stop) {
+        zmq_pollitem_t it = {s.sock, 0, ZMQ_POLLIN, 0};
+        zmq_poll(&it, 1, 100);
+        read_subscriptions(&s);
+        maybe_stats(&s);
+    }
     if (sender_open(&s) != 0)
         goto stopped;
 
