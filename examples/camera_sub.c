@@ -7,8 +7,10 @@
  *   camera_sub [CHANNEL] [--seconds S] [--frames N] [--view]
  *
  * Stops after S seconds (default 10) or N frames, whichever comes first. Exit status 0 if at
- * least one frame arrived and every frame carried the version it should (camera_pub writes
- * its version number into the first 8 bytes).
+ * least one frame arrived and every frame carried the version it should: camera_pub writes
+ * its version number into the first 8 bytes, which is the channel's version, or for a
+ * channel republished by `ndshm-bridge recv` the origin version the bridge carries
+ * (ndshm_info.origin_version).
  */
 #include <math.h>
 #include <ndshm/ndshm.h>
@@ -24,6 +26,15 @@ static void on_signal(int sig)
 {
     (void)sig;
     stop = 1;
+}
+
+/* The version number camera_pub wrote into the frame: the channel's own, or, for a frame that
+ * came through ndshm-bridge (the local channel numbers its versions itself), the origin's
+ * version that the bridge carries with it. */
+static uint64_t origin_version(const ndshm_info *info)
+{
+    return (info->flags & NDSHM_INFO_EXTRA) && info->origin_version ? info->origin_version
+                                                                    : info->version;
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -100,7 +111,7 @@ int main(int argc, char **argv)
                     /* only trust what we computed if the frame was intact meanwhile */
                     if (ndshm_view_release(&v) == NDSHM_OK) {
                         bright = b;
-                        bad += tag != info.version;
+                        bad += tag != origin_version(&info);
                     }
                 }
             } else {
@@ -109,7 +120,7 @@ int main(int argc, char **argv)
                 if (rc == NDSHM_OK) {
                     uint64_t tag;
                     memcpy(&tag, data, sizeof tag);
-                    bad += tag != info.version;
+                    bad += tag != origin_version(&info);
                     bright = mean_of(data, info.nbytes);
                 }
             }

@@ -335,6 +335,8 @@ int ndshm_wire_meta_from_info(const ndshm_info *info, ndshm_wire_meta *meta)
         return NDSHM_E_INVAL;
     if (info->ndim > NDSHM_MAX_DIMS)
         return NDSHM_E_NDIM;
+    if (info->meta_len > NDSHM_WIRE_META_MAX)
+        return NDSHM_E_LIMIT;
     ndshm_wire_meta m;
     memset(&m, 0, sizeof m);
     m.dtype = info->dtype;
@@ -343,6 +345,11 @@ int ndshm_wire_meta_from_info(const ndshm_info *info, ndshm_wire_meta *meta)
     m.version = info->version;
     m.publish_ns = info->publish_ns;
     m.nbytes = info->nbytes;
+    m.user_ns = info->user_ns;
+    m.user_tag = info->user_tag;
+    m.origin_version = info->origin_version;
+    m.origin_ns = info->origin_ns;
+    m.meta_len = info->meta_len; /* the bytes: the caller's (m.meta) */
     /* The origin's monotonic stamp as a wall-clock instant: the age of the version, taken on
      * this host's monotonic clock, subtracted from the wall clock now. */
     uint64_t mono = ndshm_now_ns();

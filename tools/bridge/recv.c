@@ -4,9 +4,12 @@
  * Each message is checked completely before anything is published: the header frame is
  * decoded with ndshm_wire_decode_header() (it never trusts the bytes), the payload frame must
  * have exactly the length the header implies, and no further frame may follow. Only then is
- * the next local slot loaned (ndshm_loan, with the message's dtype and shape: the local
- * channel re-allocates as the source did), the payload copied into it — the one copy on
- * this side: ZeroMQ owns its receive buffers — and committed. A receiver killed in the
+ * the next local slot loaned (ndshm_loan_ex, with the message's dtype, shape and extras: the
+ * local channel re-allocates as the source did), the payload copied into it — the one copy on
+ * this side: ZeroMQ owns its receive buffers — and committed. The local version carries the
+ * origin's version number and publish time (ndshm_info.origin_version / origin_ns: as the
+ * message carried them, or the sending channel's own version and CLOCK_REALTIME publish time)
+ * and the source version's user_ns, user_tag and metadata unchanged. A receiver killed in the
  * middle of that copy leaves a slot readers never accept; the next receiver takes the
  * channel over (NDSHM_OPEN_OR_CREATE) and repairs it. No torn version is ever visible.
  *
@@ -191,7 +194,23 @@ static int open_channel(const char *name, uint32_t slots, uint64_t capacity, int
     return rc;
 }
 
-/* Publish one checked message into the local channel. */
+/* The version's number at its first channel: as carried, or the sending channel's own. */
+static uint64_t origin_of(const ndshm_wire_meta *m)
+{
+    return m->origin_version ? m->origin_version : m->version;
+}
+
+/* The origin's publish time on CLOCK_REALTIME: as carried, or the sending channel's own. */
+static uint64_t origin_ns_of(const ndshm_wire_meta *m)
+{
+    if (m->origin_ns)
+        return m->origin_ns;
+    return (m->flags & NDSHM_WIRE_REALTIME) ? m->publish_real_ns : 0;
+}
+
+/* Publish one checked message into the local channel, with the version's extras: user
+ * timestamp, tag and metadata as they came, the origin's version number and publish time
+ * (those of the first channel of a chain of bridges). */
 static int republish(struct receiver *s, const ndshm_wire_meta *m, const void *payload)
 {
     int rc;
@@ -200,8 +219,15 @@ static int republish(struct receiver *s, const ndshm_wire_meta *m, const void *p
     if (s->o->origin && !s->ow &&
         (rc = open_channel(s->o->origin, s->o->slots, 48, 1, &s->ow)) != NDSHM_OK)
         return s->fatal = rc;
+    ndshm_extra x = NDSHM_EXTRA_INIT;
+    x.meta_len = m->meta_len;
+    x.meta = m->meta;
+    x.user_ns = m->user_ns;
+    x.user_tag = m->user_tag;
+    x.origin_version = origin_of(m);
+    x.origin_ns = origin_ns_of(m);
     void *slot = NULL;
-    rc = ndshm_loan(s->w, m->dtype, m->ndim, m->shape, &slot);
+    rc = ndshm_loan_ex(s->w, m->dtype, m->ndim, m->shape, &x, &slot);
     if (rc != NDSHM_OK) {
         s->errors++;
         bridge_log("loan on %s: %s", s->o->name, ndshm_strerror(rc));
@@ -210,7 +236,7 @@ static int republish(struct receiver *s, const ndshm_wire_meta *m, const void *p
     if (m->nbytes)
         memcpy(slot, payload, (size_t)m->nbytes);
     uint64_t local_version = 0;
-    rc = ndshm_commit(s->w, &local_version);
+    rc = ndshm_commit_ex(s->w, NULL, &local_version); /* the loan's extras */
     if (rc != NDSHM_OK) {
         ndshm_cancel(s->w);
         s->errors++;
@@ -232,10 +258,20 @@ static int republish(struct receiver *s, const ndshm_wire_meta *m, const void *p
     return NDSHM_OK;
 }
 
-/* The version's number at its first channel: as carried, or the sending channel's own. */
-static uint64_t origin_of(const ndshm_wire_meta *m)
+/* The origin version of the newest version in local channel `name` (republished by a
+ * receiver before this one), 0 if none or unknown. */
+static uint64_t local_origin(const char *name)
 {
-    return m->origin_version ? m->origin_version : m->version;
+    ndshm_reader *r = NULL;
+    uint64_t v = 0;
+    if (ndshm_reader_open(name, NULL, &r) == NDSHM_OK) {
+        const void *data;
+        ndshm_info info;
+        if (ndshm_read_latest_owned(r, &data, &info) == NDSHM_OK && (info.flags & NDSHM_INFO_EXTRA))
+            v = info.origin_version;
+        ndshm_reader_close(r);
+    }
+    return v;
 }
 
 /* Sequence accounting for one decoded message. Returns 1 if it is a repeat (RESENT) of a
@@ -367,9 +403,12 @@ int bridge_recv(const struct bridge_opts *o)
     void *ctx = NULL;
 
     ndshm_channel_info ci;
-    if (ndshm_stat(o->name, &ci) == NDSHM_OK &&
-        open_channel(o->name, o->slots, ci.capacity, 0, &s.w) != NDSHM_OK)
-        goto done;
+    if (ndshm_stat(o->name, &ci) == NDSHM_OK) {
+        if (open_channel(o->name, o->slots, ci.capacity, 0, &s.w) != NDSHM_OK)
+            goto done;
+        /* what the receiver before us republished last: a repeat of it is dropped */
+        s.resume_origin = local_origin(o->name);
+    }
     if (o->origin && ndshm_stat(o->origin, &ci) == NDSHM_OK &&
         open_channel(o->origin, o->slots, 48, 0, &s.ow) != NDSHM_OK)
         goto done;

@@ -1,8 +1,9 @@
 /*
  * ndshm-bridge send: channel -> ZeroMQ PUB.
  *
- * Copies: one. Each version is copied once out of shared memory by ndshm_read_next() /
- * ndshm_read_latest() — the copy the seqlock validates — into a pooled buffer that ZeroMQ
+ * Copies: one. Each version is copied once out of shared memory by ndshm_read_ex() (next or
+ * latest, with the version's extras and metadata, which go into the header frame as they
+ * are) — the copy the seqlock validates — into a pooled buffer that ZeroMQ
  * then sends in place (zmq_msg_init_data; the buffer comes back to the pool through the free
  * callback, from ZeroMQ's I/O thread). Sending straight from a slot (a view) is not safe
  * with ZeroMQ: its I/O thread reads the frame later, asynchronously, possibly after the
@@ -134,6 +135,9 @@ struct sender {
     int last_valid;
     ndshm_info last_info;
     zmq_msg_t last_payload;
+    /* metadata bytes (NDSHM_META_MAX each): of the version just read, of the one held back
+     * (--latest), of the newest one sent */
+    unsigned char *meta_rd, *meta_held, *meta_last;
     uint64_t last_bytes; /* its payload bytes, still counted in pool.queued */
     uint64_t t0, next_stats;
     struct lat_stats age; /* publish -> handed to ZeroMQ, same host */
@@ -243,14 +247,17 @@ static void forget_last(struct sender *s)
     s->last_bytes = 0;
 }
 
-/* Header frame for `info`, the next stream_seq, `flags` added: 0, or -1 (logged). */
-static int header_msg(struct sender *s, const ndshm_info *info, uint32_t flags, zmq_msg_t *h)
+/* Header frame for `info` (with its metadata bytes), the next stream_seq, `flags` added: 0, or
+ * -1 (logged). */
+static int header_msg(struct sender *s, const ndshm_info *info, const void *meta_bytes,
+                      uint32_t flags, zmq_msg_t *h)
 {
     ndshm_wire_meta meta;
     uint64_t total;
     size_t hlen;
     if (ndshm_wire_meta_from_info(info, &meta) != NDSHM_OK)
         return -1;
+    meta.meta = meta.meta_len ? meta_bytes : NULL; /* the version's extras travel as they are */
     meta.session = s->session;
     meta.stream_seq = s->seq + 1;
     meta.channel = s->created_ns;
@@ -279,7 +286,7 @@ static int resend_last(struct sender *s)
     if (!s->last_valid)
         return 0;
     zmq_msg_t h, p;
-    if (header_msg(s, &s->last_info, NDSHM_WIRE_RESENT, &h) != 0)
+    if (header_msg(s, &s->last_info, s->meta_last, NDSHM_WIRE_RESENT, &h) != 0)
         return -1;
     if (zmq_msg_send(&h, s->sock, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
         int e = zmq_errno();
@@ -328,7 +335,8 @@ static void read_subscriptions(struct sender *s)
 /* One version read into `data` (owned by the pool) with `info`: header and payload frames.
  * Returns 0 sent, 1 not sent because the queue is full (--latest only; data still ours), -1
  * stop/error (data released). */
-static int send_version(struct sender *s, unsigned char *data, const ndshm_info *info)
+static int send_version(struct sender *s, unsigned char *data, const ndshm_info *info,
+                        const unsigned char *meta)
 {
     /* Byte budget: the high-water mark counts messages, which bounds nothing for 6 MB
      * frames; a full budget is back-pressure exactly like a full queue. */
@@ -344,7 +352,7 @@ static int send_version(struct sender *s, unsigned char *data, const ndshm_info 
             goto fail;
     }
     zmq_msg_t h;
-    if (header_msg(s, info, 0, &h) != 0)
+    if (header_msg(s, info, meta, 0, &h) != 0)
         goto fail;
     /* The header frame decides: once it is out, the payload must follow. */
     for (;;) {
@@ -389,6 +397,8 @@ static int send_version(struct sender *s, unsigned char *data, const ndshm_info 
     s->last_valid = 1;
     s->last_info = *info;
     s->last_bytes = info->nbytes;
+    if (info->meta_len)
+        memcpy(s->meta_last, meta, info->meta_len);
     s->resend_pending = 0; /* every subscriber has the newest version now */
     s->seq++;
     s->msgs++;
@@ -413,11 +423,19 @@ int bridge_send(const struct bridge_opts *o)
     s.o = o;
     pthread_mutex_init(&s.pool.mu, NULL);
     zmq_msg_init(&s.last_payload);
+    s.meta_rd = malloc(NDSHM_META_MAX);
+    s.meta_held = malloc(NDSHM_META_MAX);
+    s.meta_last = malloc(NDSHM_META_MAX);
     s.session = bridge_session_id();
     s.t0 = ndshm_now_ns();
     s.next_stats = s.t0 + (uint64_t)(o->stats_s * 1e9);
     int status = 1;
-    void *ctx = zmq_ctx_new();
+    void *ctx = NULL;
+    if (!s.meta_rd || !s.meta_held || !s.meta_last) {
+        bridge_log("out of memory");
+        goto done;
+    }
+    ctx = zmq_ctx_new();
     if (!ctx) {
         bridge_log("zmq_ctx_new: %s", zmq_strerror(zmq_errno()));
         goto done;
@@ -460,8 +478,9 @@ int bridge_send(const struct bridge_opts *o)
             break;
         }
         ndshm_info info;
-        int rc = o->latest ? ndshm_read_latest(s.r, data, buf_cap(data), &info)
-                           : ndshm_read_next(s.r, data, buf_cap(data), &info);
+        /* with the version's extras and metadata, which travel in the header */
+        int rc = ndshm_read_ex(s.r, o->latest ? NDSHM_READ_LATEST : NDSHM_READ_NEXT, data,
+                               buf_cap(data), s.meta_rd, NDSHM_META_MAX, &info);
         if (rc == NDSHM_OK) {
             if (!o->latest)
                 s.ring_dropped += info.dropped;
@@ -469,10 +488,12 @@ int bridge_send(const struct bridge_opts *o)
                 pool_put(&s.pool, held);
                 held = NULL;
             }
-            int sent = send_version(&s, data, &info);
+            int sent = send_version(&s, data, &info, s.meta_rd);
             if (sent == 1) {
                 held = data;
                 held_info = info;
+                if (info.meta_len)
+                    memcpy(s.meta_held, s.meta_rd, info.meta_len);
             } else if (sent < 0) {
                 break;
             }
@@ -484,7 +505,7 @@ int bridge_send(const struct bridge_opts *o)
             continue;
         }
         if (held) { /* nothing newer: retry the held version once the queue has room */
-            int sent = send_version(&s, held, &held_info);
+            int sent = send_version(&s, held, &held_info, s.meta_held);
             if (sent < 0) {
                 held = NULL;
                 break;
@@ -539,6 +560,9 @@ done:
     ndshm_reader_close(s.r);
     pool_destroy(&s.pool);
     pthread_mutex_destroy(&s.pool.mu);
+    free(s.meta_rd);
+    free(s.meta_held);
+    free(s.meta_last);
     lat_free(&s.age);
     return status;
 }
