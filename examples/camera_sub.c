@@ -1,9 +1,16 @@
 /*
  * camera_sub: a consumer of camera_pub's frames (vision, recording, display...). Waits for
  * each new frame, takes it by copy (or as a zero-copy view with --view), computes the mean
- * brightness, and prints frames/s, write-to-read latency p50/p99 and drops once a second.
+ * brightness, and prints frames/s, write-to-read latency p50/p99 and drops once a second; at
+ * the end one `summary key=value ...` line for the whole run.
  *
- *   camera_sub [CHANNEL] [--seconds S] [--view]
+ *   camera_sub [CHANNEL] [--seconds S] [--frames N] [--view]
+ *
+ * Stops after S seconds (default 10) or N frames, whichever comes first. Exit status 0 if at
+ * least one frame arrived and every frame carried the version it should: camera_pub writes
+ * its version number into the first 8 bytes, which is the channel's version, or for a
+ * channel republished by `ndshm-bridge recv` the origin version the bridge carries
+ * (ndshm_info.origin_version).
  */
 #include <math.h>
 #include <ndshm/ndshm.h>
@@ -19,6 +26,15 @@ static void on_signal(int sig)
 {
     (void)sig;
     stop = 1;
+}
+
+/* The version number camera_pub wrote into the frame: the channel's own, or, for a frame that
+ * came through ndshm-bridge (the local channel numbers its versions itself), the origin's
+ * version that the bridge carries with it. */
+static uint64_t origin_version(const ndshm_info *info)
+{
+    return (info->flags & NDSHM_INFO_EXTRA) && info->origin_version ? info->origin_version
+                                                                    : info->version;
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -39,16 +55,19 @@ int main(int argc, char **argv)
 {
     const char *name = "camera";
     double seconds = 10;
+    uint64_t max_frames = 0;
     int view_mode = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
             seconds = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--frames") && i + 1 < argc)
+            max_frames = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--view"))
             view_mode = 1;
         else if (argv[i][0] != '-')
             name = argv[i];
         else {
-            fprintf(stderr, "usage: camera_sub [CHANNEL] [--seconds S] [--view]\n");
+            fprintf(stderr, "usage: camera_sub [CHANNEL] [--seconds S] [--frames N] [--view]\n");
             return 2;
         }
     }
@@ -67,13 +86,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "camera_sub: %s: %s\n", name, ndshm_strerror(rc));
         return 1;
     }
-    uint64_t lat[4096], nlat = 0, frames = 0, dropped = 0, total = 0, bad = 0;
+    static uint64_t all[65536]; /* the whole run's latencies, for the summary */
+    uint64_t lat[4096], nlat = 0, nall = 0, frames = 0, dropped = 0, total = 0, bad = 0;
     uint64_t start = ndshm_now_ns(), tick = start + 1000000000u;
     double bright = 0;
     printf("camera_sub: reading '%s' by %s\n", name, view_mode ? "zero-copy view" : "copy");
     printf("%6s %8s %10s %10s %7s %10s\n", "time", "frames/s", "lat p50", "lat p99", "drops",
            "brightness");
-    while (!stop && ndshm_now_ns() - start < (uint64_t)(seconds * 1e9)) {
+    while (!stop && ndshm_now_ns() - start < (uint64_t)(seconds * 1e9) &&
+           (!max_frames || total < max_frames)) {
         rc = ndshm_wait(r, 200000000);
         if (rc == NDSHM_WRITER_GONE)
             break;
@@ -90,7 +111,7 @@ int main(int argc, char **argv)
                     /* only trust what we computed if the frame was intact meanwhile */
                     if (ndshm_view_release(&v) == NDSHM_OK) {
                         bright = b;
-                        bad += tag != info.version;
+                        bad += tag != origin_version(&info);
                     }
                 }
             } else {
@@ -99,7 +120,7 @@ int main(int argc, char **argv)
                 if (rc == NDSHM_OK) {
                     uint64_t tag;
                     memcpy(&tag, data, sizeof tag);
-                    bad += tag != info.version;
+                    bad += tag != origin_version(&info);
                     bright = mean_of(data, info.nbytes);
                 }
             }
@@ -109,6 +130,8 @@ int main(int argc, char **argv)
                 dropped += info.dropped;
                 if (nlat < 4096)
                     lat[nlat++] = info.latency_ns;
+                if (nall < sizeof all / sizeof all[0])
+                    all[nall++] = info.latency_ns;
             } else if (rc < 0) {
                 fprintf(stderr, "camera_sub: %s (%s)\n", ndshm_strerror(rc), ndshm_status_name(rc));
                 break;
@@ -126,9 +149,16 @@ int main(int argc, char **argv)
             tick += 1000000000u;
         }
     }
+    double secs = (ndshm_now_ns() - start) / 1e9;
     printf("camera_sub: %llu frames, %llu skipped as stale (latest-only reader), %llu with a "
            "wrong tag\n",
            (unsigned long long)total, (unsigned long long)dropped, (unsigned long long)bad);
+    qsort(all, nall, sizeof all[0], cmp_u64);
+    printf("summary consumer=%s frames=%llu dropped=%llu wrong=%llu lat_p50_ms=%.3f "
+           "lat_p99_ms=%.3f fps=%.1f\n",
+           view_mode ? "c-view" : "c-copy", (unsigned long long)total, (unsigned long long)dropped,
+           (unsigned long long)bad, nall ? all[nall / 2] / 1e6 : 0.0,
+           nall ? all[nall * 99 / 100] / 1e6 : 0.0, secs > 0 ? total / secs : 0.0);
     ndshm_reader_close(r);
     return (bad == 0 && total > 0) ? 0 : 1;
 }

@@ -124,7 +124,15 @@ class CWireMeta(ctypes.Structure):
         ("stream_seq", c_u64),
         ("session", c_u64),
         ("flags", c_u32),
+        ("format", c_u32),
+        ("user_ns", c_u64),
+        ("user_tag", c_u64),
+        ("origin_version", c_u64),
+        ("origin_ns", c_u64),
+        ("meta_len", c_u32),
         ("reserved_", c_u32),
+        ("meta", ctypes.c_void_p),
+        ("channel", c_u64),
     ]
 
 

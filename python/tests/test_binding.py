@@ -288,7 +288,7 @@ def test_wait_releases_the_gil(name):
 
         t = threading.Thread(target=later)
         t.start()
-        assert r.wait(10.0) == Status.OK  # the publisher thread ran while we waited
+        assert r.wait(60.0) == Status.OK  # the publisher thread ran while we waited
         t.join()
         assert r.read()[1].sum() == 4
 
@@ -306,7 +306,7 @@ def test_threads_share_a_reader(name):
                         got.append(int(arr[0]))
                     if arr[0] < 0:
                         return
-                elif r.wait(5.0) != Status.OK:
+                elif r.wait(60.0) != Status.OK:  # only a bound: each thread ends on a -1
                     return
 
         threads = [threading.Thread(target=consume) for _ in range(2)]
@@ -318,7 +318,7 @@ def test_threads_share_a_reader(name):
         w.publish(np.full(100, -1))
         w.publish(np.full(100, -1))
         for t in threads:
-            t.join(10)
+            t.join(60)
         got = sorted(x for x in got if x > 0)
         assert got == list(range(1, 41))  # each version to exactly one thread
 

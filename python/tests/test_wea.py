@@ -152,8 +152,9 @@ def test_exchange_buffer_is_ndshm_wire_format():
     wa[:] = np.arange(15, dtype=np.uint16).reshape(5, 3)
     buf = wa.exchange_buffer
     assert buf[:4] == b"NDSW" and buf[10] == 7  # NDSHM_UINT16
+    assert int.from_bytes(buf[4:6], "little") == 2  # format 2: 128-byte fixed header
     ndim = buf[11]
-    shape = [int.from_bytes(buf[64 + 8 * i: 72 + 8 * i], "little") for i in range(ndim)]
+    shape = [int.from_bytes(buf[128 + 8 * i: 136 + 8 * i], "little") for i in range(ndim)]
     assert shape == [3, 5]
     off = int.from_bytes(buf[12:16], "little")
     assert np.frombuffer(bytes(buf[off:]), np.uint16).tolist() == wa.ravel(order="F").tolist()

@@ -122,8 +122,36 @@ static void wait_go(void)
         usleep(1000);
 }
 
+/* What a timed phase needs before its checks mean something. The writer publishes for the
+ * stress time and then on until it has happened, however slow the machine (ThreadSanitizer,
+ * a loaded CI host), for at most GIVE_UP_S more; a test whose need is still unmet then fails
+ * its own check, which says what was missing. */
+#define MIN_VERSIONS 200
+#define GIVE_UP_S    300
+enum need {
+    NEED_VERSIONS,    /* MIN_VERSIONS published */
+    NEED_READS,       /* ... and every attached reader has read something */
+    NEED_SLOW_LAPPED, /* ... and reader 0 (the slow one) has been lapped */
+};
+
+static int need_met(enum need need, uint64_t published)
+{
+    if (published < MIN_VERSIONS)
+        return 0;
+    /* plain loads of the readers' counters (other processes): a late value only costs one
+     * more version */
+    if (need == NEED_READS)
+        for (int i = 0; i < atomic_load(&st->ready) && i < NREAD; i++)
+            if (((volatile uint64_t *)&st->r[i].reads)[0] == 0)
+                return 0;
+    if (need == NEED_SLOW_LAPPED && ((volatile uint64_t *)&st->r[0].dropped)[0] == 0)
+        return 0;
+    return 1;
+}
+
 /* Writer child: free-running (or flow-controlled by the read_next reader's ack). */
-static void writer_child(const char *name, int storm, int flow, uint64_t max_versions)
+static void writer_child(const char *name, int storm, int flow, uint64_t max_versions,
+                         enum need need)
 {
     ndshm_writer *w;
     ndshm_options o = NDSHM_OPTIONS_INIT;
@@ -135,14 +163,19 @@ static void writer_child(const char *name, int storm, int flow, uint64_t max_ver
     unsigned char *data = malloc(MAXB);
     wait_go();
     uint64_t end = ndshm_now_ns() + (uint64_t)seconds() * 1000000000u;
-    while (ndshm_now_ns() < end && !atomic_load(&st->stop)) {
+    uint64_t give_up = end + (uint64_t)GIVE_UP_S * 1000000000u;
+    for (;;) {
+        uint64_t now = ndshm_now_ns();
+        if (atomic_load(&st->stop) || now >= give_up ||
+            (now >= end && need_met(need, ndshm_writer_version(w))))
+            break;
         uint64_t v = ndshm_writer_version(w) + 1;
         if (max_versions && v > max_versions)
             break;
         if (flow) /* never get more than 3 versions ahead of the reader (4 slots) */
-            while (v > atomic_load(&st->acked) + 3 && ndshm_now_ns() < end)
+            while (v > atomic_load(&st->acked) + 3 && ndshm_now_ns() < give_up)
                 ;
-        if (ndshm_now_ns() >= end)
+        if (ndshm_now_ns() >= give_up)
             break;
         struct arr a = arr_for(v, storm);
         if (storm && v % 7 == 0) /* move to a new segment every 7 versions */
@@ -264,11 +297,12 @@ struct job {
     int idx, storm, slow, ack, flow;
     enum mode mode;
     uint64_t max_versions;
+    enum need need;
 };
 static void run_writer(void *a)
 {
     struct job *j = a;
-    writer_child(j->name, j->storm, j->flow, j->max_versions);
+    writer_child(j->name, j->storm, j->flow, j->max_versions, j->need);
 }
 static void run_reader(void *a)
 {
@@ -284,10 +318,12 @@ static void reset(void)
 /* Start once every reader is attached, so none misses the first versions. */
 static void go(int readers)
 {
-    uint64_t end = ndshm_now_ns() + 30000000000ull;
+    uint64_t end = ndshm_now_ns() + 60000000000ull;
     while (atomic_load(&st->ready) < readers && ndshm_now_ns() < end)
         usleep(1000);
-    assert_int_equal(atomic_load(&st->ready), readers);
+    if (atomic_load(&st->ready) != readers)
+        fail_msg("expected %d reader processes attached within 60 s; %d were", readers,
+                 atomic_load(&st->ready));
     atomic_store(&st->go, 1);
 }
 
@@ -332,10 +368,10 @@ static void no_torn_reads(void **state)
     reset();
     const char *name = tu_name("torn");
     precreate(name, 4);
-    struct job w = {.name = name};
-    struct job r[NREAD] = {{name, 0, 0, 0, 0, 0, LATEST, 0},
-                           {name, 1, 0, 0, 0, 0, VIEW, 0},
-                           {name, 2, 0, 0, 0, 0, MIXED, 0}};
+    struct job w = {.name = name, .need = NEED_READS};
+    struct job r[NREAD] = {{name, 0, 0, 0, 0, 0, LATEST, 0, NEED_VERSIONS},
+                           {name, 1, 0, 0, 0, 0, VIEW, 0, NEED_VERSIONS},
+                           {name, 2, 0, 0, 0, 0, MIXED, 0, NEED_VERSIONS}};
     pid_t pids[NREAD + 1];
     pids[0] = spawn(run_writer, &w);
     for (int i = 0; i < NREAD; i++)
@@ -344,13 +380,18 @@ static void no_torn_reads(void **state)
     join_all(pids, NREAD + 1);
     report("no_torn_reads", NREAD);
     assert_int_equal(st->writer_failed, 0);
-    assert_true(st->published > 100);
+    if (st->published < MIN_VERSIONS)
+        fail_msg("expected at least %d versions published (%u s plus up to %d s); got %llu",
+                 MIN_VERSIONS, seconds(), GIVE_UP_S, (unsigned long long)st->published);
     for (int i = 0; i < NREAD; i++) {
         assert_int_equal(st->r[i].torn, 0);
         assert_int_equal(st->r[i].meta_bad, 0);
         assert_int_equal(st->r[i].order_bad, 0);
         assert_int_equal(st->r[i].lat_bad, 0);
-        assert_true(st->r[i].reads > 0);
+        if (st->r[i].reads == 0)
+            fail_msg("expected reader %d to read something while %llu versions were "
+                     "published; it read nothing",
+                     i, (unsigned long long)st->published);
     }
     assert_int_equal(ndshm_unlink(name), NDSHM_OK);
     assert_int_equal(tu_count_segments(name), 0);
@@ -363,8 +404,8 @@ static void read_next_gets_every_version(void **state)
     const char *name = tu_name("every");
     precreate(name, 4);
     /* flow control: the writer never laps the reader, and sizes force re-allocations */
-    struct job w = {.name = name, .flow = 1, .max_versions = 20000};
-    struct job r = {name, 0, 0, 0, 1, 0, NEXT, 0};
+    struct job w = {.name = name, .flow = 1, .max_versions = 20000, .need = NEED_VERSIONS};
+    struct job r = {name, 0, 0, 0, 1, 0, NEXT, 0, NEED_VERSIONS};
     pid_t pids[2];
     pids[0] = spawn(run_writer, &w);
     pids[1] = spawn(run_reader, &r);
@@ -394,8 +435,9 @@ static void slow_reader_drops_add_up(void **state)
     reset();
     const char *name = tu_name("slow");
     precreate(name, 4);
-    struct job w = {.name = name};
-    struct job r[2] = {{name, 0, 0, 1, 0, 0, NEXT, 0}, {name, 1, 0, 0, 0, 0, NEXT, 0}};
+    struct job w = {.name = name, .need = NEED_SLOW_LAPPED};
+    struct job r[2] = {{name, 0, 0, 1, 0, 0, NEXT, 0, NEED_VERSIONS},
+                       {name, 1, 0, 0, 0, 0, NEXT, 0, NEED_VERSIONS}};
     pid_t pids[3];
     pids[0] = spawn(run_writer, &w);
     pids[1] = spawn(run_reader, &r[0]);
@@ -411,7 +453,10 @@ static void slow_reader_drops_add_up(void **state)
         assert_int_equal(st->r[i].torn, 0);
         assert_int_equal(st->r[i].order_bad, 0);
     }
-    assert_true(st->r[0].dropped > 0); /* the slow one really was lapped */
+    if (st->r[0].dropped == 0) /* the slow one really was lapped */
+        fail_msg("expected the slow reader to be lapped (dropped > 0) in %llu versions; it "
+                 "got them all",
+                 (unsigned long long)st->published);
     assert_int_equal(ndshm_unlink(name), NDSHM_OK);
 }
 
@@ -421,10 +466,10 @@ static void reallocation_storm(void **state)
     reset();
     const char *name = tu_name("storm");
     precreate(name, 3);
-    struct job w = {.name = name, .storm = 1};
-    struct job r[NREAD] = {{name, 0, 1, 0, 0, 0, LATEST, 0},
-                           {name, 1, 1, 0, 0, 0, NEXT, 0},
-                           {name, 2, 1, 0, 0, 0, MIXED, 0}};
+    struct job w = {.name = name, .storm = 1, .need = NEED_VERSIONS};
+    struct job r[NREAD] = {{name, 0, 1, 0, 0, 0, LATEST, 0, NEED_VERSIONS},
+                           {name, 1, 1, 0, 0, 0, NEXT, 0, NEED_VERSIONS},
+                           {name, 2, 1, 0, 0, 0, MIXED, 0, NEED_VERSIONS}};
     pid_t pids[NREAD + 1];
     pids[0] = spawn(run_writer, &w);
     for (int i = 0; i < NREAD; i++)
@@ -435,7 +480,9 @@ static void reallocation_storm(void **state)
     ndshm_channel_info ci;
     assert_int_equal(ndshm_stat(name, &ci), NDSHM_OK);
     print_message("storm: re-allocations %llu\n", (unsigned long long)ci.reallocs);
-    assert_true(ci.reallocs > 10);
+    if (ci.reallocs <= 10) /* one every 7 versions: MIN_VERSIONS make 28 */
+        fail_msg("expected more than 10 re-allocations in %llu versions; got %llu",
+                 (unsigned long long)st->published, (unsigned long long)ci.reallocs);
     assert_int_equal(st->writer_failed, 0);
     for (int i = 0; i < NREAD; i++) {
         assert_int_equal(st->r[i].torn, 0);
@@ -490,13 +537,15 @@ static void wait_wakes_and_sees_death(void **state)
     for (uint64_t v = 1; v <= 5; v++) {
         assert_int_equal(write(fds[1], "x", 1), 1);
         uint64_t t0 = ndshm_now_ns();
-        int rc = ndshm_wait(r, 30000000000LL); /* 30 s: it must not take that long */
+        int rc = ndshm_wait(r, 60000000000LL); /* 60 s: it must not take that long */
         uint64_t woke = ndshm_now_ns();
-        assert_int_equal(rc, NDSHM_OK);
+        if (rc != NDSHM_OK)
+            fail_msg("expected wait to return OK when version %llu is published (50 ms after "
+                     "the request); got %s after %.1f s",
+                     (unsigned long long)v, ndshm_status_name(rc), (woke - t0) / 1e9);
         assert_int_equal(ndshm_read_next(r, buf, sizeof buf, &info), NDSHM_OK);
         assert_int_equal(info.version, v);
         assert_true(tu_check(buf, 64, v));
-        assert_true(woke - t0 < 30000000000ULL);
         print_message("wait %llu: woke %.1f us after the publish\n", (unsigned long long)v,
                       (woke - info.publish_ns) / 1e3);
     }
@@ -521,13 +570,14 @@ static void wait_wakes_and_sees_death(void **state)
     ndshm_unlink(name);
 }
 
-/* A reader racing a channel's creation sees "no such channel" or a ready channel, never a
- * half-created one reported as corrupt (found by the camera example under TSan: an empty
+/* A reader racing a channel's creation sees "no such channel", "not ready" (the creator took
+ * longer than the 250 ms the reader waits for it: a loaded machine) or a ready channel, never
+ * a half-created one reported as corrupt (found by the camera example under TSan: an empty
  * control segment between open(O_EXCL) and ftruncate was reported NDSHM_E_CORRUPT). */
 static void open_during_creation(void **state)
 {
     (void)state;
-    int bad = 0, opened = 0;
+    int bad = 0, opened = 0, not_ready = 0;
     for (int round = 0; round < 100; round++) {
         char base[32];
         snprintf(base, sizeof base, "race%d", round);
@@ -549,18 +599,21 @@ static void open_during_creation(void **state)
             if (rc == NDSHM_OK) {
                 opened++;
                 ndshm_reader_close(r);
+            } else if (rc == NDSHM_E_NOT_READY) {
+                not_ready++;
             } else if (rc != NDSHM_E_NOENT) {
                 print_message("round %d: %s\n", round, ndshm_status_name(rc));
                 bad++;
             }
-        } while (rc == NDSHM_E_NOENT);
+        } while (rc == NDSHM_E_NOENT || rc == NDSHM_E_NOT_READY);
         int status;
         waitpid(p, &status, 0);
         nkids = 0;
         assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
         ndshm_unlink(name);
     }
-    print_message("open_during_creation: %d opens, %d bad statuses\n", opened, bad);
+    print_message("open_during_creation: %d opens, %d bad statuses, %d not ready (retried)\n",
+                  opened, bad, not_ready);
     assert_int_equal(bad, 0);
     assert_int_equal(opened, 100);
 }

@@ -21,6 +21,25 @@
  * the channel left in the shm directory after the run beyond the live channel (which must be
  * exactly its control segment and one data segment). Exit status 0 only if every error count
  * is 0 and something was read and killed.
+ *
+ * Version bookkeeping. A writer records each version it published (last_published) after
+ * ndshm_publish/commit returns, so a writer SIGKILLed between the two leaves the channel one
+ * version ahead of the record. The takeover rule (takeover_ok) therefore allows the new
+ * writer to find head == recorded or recorded + 1, and the new writer then records the head
+ * it found. From then on the record is exact again, so the final check (final_ok) demands
+ * final version == recorded: one version lost (final < recorded) or one that no writer
+ * published (final > recorded) fails the run.
+ *
+ *   ndshm-torture --scenario NAME [seconds]
+ * runs the same processes without random kills and ends with one deterministic event:
+ *   unrecorded      the writer publishes a version it never records and is SIGKILLed; the
+ *                   stop comes before its successor publishes anything (passes)
+ *   mutate-lost     as unrecorded, then the last writer's record claims one version more than
+ *                   it published: a lost version (the final check must fail)
+ *   mutate-phantom  as unrecorded, then the last writer publishes one version after the stop
+ *                   without recording it: a version nobody accounts for (must fail)
+ * The last line says which checks failed ("failed checks: final"), so the mutation tests can
+ * require that exactly the final check caught them.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -46,8 +65,13 @@
 #define HANG_S    20 /* far beyond any bounded operation (waits use 200 ms timeouts) */
 #define WAIT_NS   200000000
 
+enum scenario { RANDOM_KILLS, UNRECORDED, MUTATE_LOST, MUTATE_PHANTOM };
+
 struct stats {
     atomic_int stop;
+    atomic_int scenario;   /* enum scenario */
+    atomic_int hold;       /* set by the supervisor: publish one version, do not record it */
+    _Atomic uint64_t held; /* the writer's answer: the version it published and did not record */
     atomic_ulong published, takeovers, cancels, reallocs_seen;
     atomic_ulong reads, latest, next, views, owned, waits, gone_seen, contended, overwritten;
     atomic_ulong dropped;
@@ -112,6 +136,24 @@ static int valid(const ndshm_info *info, const void *data)
         if (info->shape[d] != s.shape[d])
             return 0;
     return tu_check(data, (size_t)s.nbytes, info->version);
+}
+
+/* ----- the version bookkeeping rules ---------------------------------------------------------
+ */
+
+/* A writer taking the channel over finds `head`; the record says `recorded`. The killed writer
+ * may have published one version it could not record (killed between its publish returning and
+ * the record), never more, and never fewer than it recorded. */
+static int takeover_ok(uint64_t head, uint64_t recorded)
+{
+    return head == recorded || head == recorded + 1;
+}
+
+/* After the stop: the last writer recorded its takeover head and every version it published,
+ * then closed cleanly, so the channel's final version is exactly the record. */
+static int final_ok(uint64_t final, uint64_t recorded)
+{
+    return final == recorded;
 }
 
 /* ----- helpers ------------------------------------------------------------------------------ */
@@ -186,9 +228,15 @@ static void writer_main(void)
     uint64_t head = ndshm_writer_version(w), before = atomic_load(&st->last_published);
     if (head != 0 || before != 0) {
         atomic_fetch_add(&st->takeovers, 1);
-        /* The dead writer may have published one more version than it could record. */
-        if (head < before || head > before + 1)
+        if (!takeover_ok(head, before)) {
             atomic_fetch_add(&st->numbering, 1);
+            fprintf(stderr, "torture writer: takeover found version %llu, recorded %llu\n",
+                    (unsigned long long)head, (unsigned long long)before);
+        }
+        /* The record follows the channel: a version the dead writer published but could not
+         * record is accounted for from here on (and a killed successor that never got here
+         * leaves the same head to the next one). */
+        atomic_store(&st->last_published, head);
     }
     unsigned char *buf = malloc(MAX_BYTES);
     if (!buf)
@@ -219,6 +267,11 @@ static void writer_main(void)
         }
         if (got != v)
             atomic_fetch_add(&st->numbering, 1);
+        if (v && atomic_load(&st->hold)) { /* scenario: killed before the record */
+            atomic_store(&st->held, v);
+            for (;;)
+                sleep_us(100000);
+        }
         if (v) {
             atomic_store(&st->last_published, v);
             atomic_fetch_add(&st->published, 1);
@@ -229,6 +282,16 @@ static void writer_main(void)
         /* Pace: bursts and pauses, so readers sometimes keep up and sometimes are lapped. */
         if ((r >> 24) % 4 == 0)
             sleep_us((unsigned)((r >> 32) % 400));
+    }
+    int sc = atomic_load(&st->scenario);
+    if (sc == MUTATE_LOST) { /* the record claims a version the channel does not have */
+        atomic_fetch_add(&st->last_published, 1);
+    } else if (sc == MUTATE_PHANTOM) { /* a version nobody records */
+        uint64_t v = ndshm_writer_version(w) + 1;
+        struct spec s = spec_of(v);
+        tu_fill(buf, (size_t)s.nbytes, v);
+        if (ndshm_publish(w, s.dtype, s.ndim, s.shape, buf, NULL) != NDSHM_OK)
+            _exit(2);
     }
     ndshm_writer_close(w);
     free(buf);
@@ -478,10 +541,10 @@ static void supervise(void)
     }
 }
 
-static double seconds_from_env(int argc, char **argv)
+static double seconds_from_env(const char *arg)
 {
-    if (argc > 1)
-        return atof(argv[1]);
+    if (arg)
+        return atof(arg);
     const char *s = getenv("NDSHM_TORTURE_SECONDS");
     if (s && *s)
         return atof(s);
@@ -491,29 +554,9 @@ static double seconds_from_env(int argc, char **argv)
     return 60;
 }
 
-int main(int argc, char **argv)
+/* Random kills until the deadline (the normal run). */
+static void random_kills(uint64_t t0, uint64_t deadline)
 {
-    tu_init();
-    double seconds = seconds_from_env(argc, argv);
-    if (!(seconds > 0)) {
-        fprintf(stderr, "usage: %s [seconds]\n", argv[0]);
-        return 2;
-    }
-    chan = tu_name("torture");
-    st = mmap(NULL, sizeof *st, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (st == MAP_FAILED)
-        return 2;
-    memset(st, 0, sizeof *st);
-    rng_state = mix((uint64_t)getpid());
-    signal(SIGPIPE, SIG_IGN);
-
-    kids[0] = start_child(0);
-    for (int i = 0; i < 1000 && atomic_load(&st->last_published) == 0; i++)
-        sleep_us(10000);
-    for (int i = 1; i < NCHILD; i++)
-        kids[i] = start_child(i);
-
-    uint64_t t0 = ndshm_now_ns(), deadline = t0 + (uint64_t)(seconds * 1e9);
     uint64_t next_report = t0 + 600000000000u;
     while (ndshm_now_ns() < deadline) {
         uint64_t pause_ms = 20 + rnd() % 380;
@@ -534,6 +577,86 @@ int main(int argc, char **argv)
                     (unsigned long)atomic_load(&st->reads), (unsigned long)atomic_load(&st->kills));
         }
     }
+}
+
+/* The scenarios: no random kills until the deadline; then the writer publishes a version it
+ * never records, is SIGKILLed, and the stop is set before its successor starts, so the
+ * successor takes over and publishes nothing. 0, or -1 if the writer never held. */
+static int unrecorded_then_stop(uint64_t deadline)
+{
+    while (ndshm_now_ns() < deadline) {
+        sleep_us(10000);
+        supervise();
+    }
+    atomic_store(&st->hold, 1);
+    /* The writer publishes continuously: it holds within a few ms (60 s is far beyond). */
+    for (int i = 0; i < 6000 && atomic_load(&st->held) == 0; i++) {
+        sleep_us(10000);
+        supervise();
+    }
+    if (atomic_load(&st->held) == 0) {
+        fprintf(stderr, "torture: the writer did not publish an unrecorded version in 60 s\n");
+        return -1;
+    }
+    kill_and_reap(0);
+    atomic_fetch_add(&st->kills, 1);
+    atomic_fetch_add(&st->kills_writer, 1);
+    atomic_store(&st->stop, 1);
+    atomic_store(&st->hold, 0);
+    kids[0] = start_child(0);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    tu_init();
+    const char *sname = NULL, *secs = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--scenario") && i + 1 < argc)
+            sname = argv[++i];
+        else if (!secs && argv[i][0] != '-')
+            secs = argv[i];
+        else
+            secs = "";
+    }
+    enum scenario sc = RANDOM_KILLS;
+    if (sname) {
+        sc = !strcmp(sname, "unrecorded")       ? UNRECORDED
+             : !strcmp(sname, "mutate-lost")    ? MUTATE_LOST
+             : !strcmp(sname, "mutate-phantom") ? MUTATE_PHANTOM
+                                                : RANDOM_KILLS;
+        if (!secs)
+            secs = "2";
+    }
+    double seconds = seconds_from_env(secs);
+    if (!(seconds > 0) || (sname && sc == RANDOM_KILLS)) {
+        fprintf(stderr,
+                "usage: %s [seconds]\n"
+                "       %s --scenario unrecorded|mutate-lost|mutate-phantom [seconds]\n",
+                argv[0], argv[0]);
+        return 2;
+    }
+    chan = tu_name("torture");
+    st = mmap(NULL, sizeof *st, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (st == MAP_FAILED)
+        return 2;
+    memset(st, 0, sizeof *st);
+    atomic_store(&st->scenario, (int)sc);
+    rng_state = mix((uint64_t)getpid());
+    signal(SIGPIPE, SIG_IGN);
+
+    kids[0] = start_child(0);
+    for (int i = 0; i < 1000 && atomic_load(&st->last_published) == 0; i++)
+        sleep_us(10000);
+    for (int i = 1; i < NCHILD; i++)
+        kids[i] = start_child(i);
+
+    uint64_t t0 = ndshm_now_ns(), deadline = t0 + (uint64_t)(seconds * 1e9);
+    int scenario_failed = 0;
+    if (sc == RANDOM_KILLS)
+        random_kills(t0, deadline);
+    else
+        scenario_failed = unrecorded_then_stop(deadline) != 0;
 
     /* Stop: every child must finish by itself within HANG_S seconds. */
     atomic_store(&st->stop, 1);
@@ -558,26 +681,29 @@ int main(int argc, char **argv)
     /* The live channel is its control segment and exactly one data segment. */
     int segs = tu_count_segments(chan);
     int leftover = segs > 2 ? segs - 2 : 0;
-    /* ... and it still reads back, as the last version published. */
+    /* ... and it still reads back, as exactly the last version recorded. */
     ndshm_reader *r;
-    int final_ok = 0;
+    int final = 0;
+    uint64_t recorded = atomic_load(&st->last_published), final_version = 0;
     if (ndshm_reader_open(chan, NULL, &r) == NDSHM_OK) {
         void *buf = malloc(MAX_BYTES);
         ndshm_info info;
-        final_ok = buf && ndshm_read_latest(r, buf, MAX_BYTES, &info) == NDSHM_OK &&
-                   valid(&info, buf) && info.version == atomic_load(&st->last_published) &&
-                   (info.flags & NDSHM_INFO_WRITER_GONE);
+        if (buf && ndshm_read_latest(r, buf, MAX_BYTES, &info) == NDSHM_OK) {
+            final_version = info.version;
+            final = valid(&info, buf) && final_ok(info.version, recorded) &&
+                    (info.flags & NDSHM_INFO_WRITER_GONE);
+        }
         free(buf);
         ndshm_reader_close(r);
     }
     ndshm_unlink(chan);
     leftover += tu_count_segments(chan);
 
-    printf("ndshm torture: %.0f s, %d reader processes + %d threads on one handle\n", seconds,
-           READERS, THREADS);
-    printf("  writer: %lu versions published (last %lu), %lu loans cancelled, %lu takeovers\n",
-           (unsigned long)atomic_load(&st->published),
-           (unsigned long)atomic_load(&st->last_published),
+    printf("ndshm torture: %.0f s%s%s, %d reader processes + %d threads on one handle\n", seconds,
+           sname ? ", scenario " : "", sname ? sname : "", READERS, THREADS);
+    printf("  writer: %lu versions published (last recorded %lu), %lu loans cancelled, %lu "
+           "takeovers\n",
+           (unsigned long)atomic_load(&st->published), (unsigned long)recorded,
            (unsigned long)atomic_load(&st->cancels), (unsigned long)atomic_load(&st->takeovers));
     printf("  reads checked: %lu (latest %lu, next %lu, views %lu, owned %lu); waits %lu "
            "(writer gone %lu); contended %lu; views overwritten %lu; re-allocations seen %lu; "
@@ -595,16 +721,39 @@ int main(int argc, char **argv)
     printf("  torn arrays accepted: %lu\n  versions out of order: %lu\n"
            "  uncounted losses in read_next: %lu\n  numbering errors after takeover: %lu\n"
            "  unexpected statuses: %lu\n  hangs: %lu\n  children failed: %lu\n"
-           "  segments left beyond the live channel: %d\n  final read of the last version: %s\n",
+           "  segments left beyond the live channel: %d\n"
+           "  final read of the last version: %s (channel at version %llu, last recorded %llu)\n",
            (unsigned long)atomic_load(&st->torn), (unsigned long)atomic_load(&st->out_of_order),
            (unsigned long)atomic_load(&st->uncounted), (unsigned long)atomic_load(&st->numbering),
            (unsigned long)atomic_load(&st->bad_status), (unsigned long)atomic_load(&st->hangs),
-           (unsigned long)atomic_load(&st->child_fail), leftover, final_ok ? "ok" : "FAILED");
-    int fail =
-        atomic_load(&st->torn) || atomic_load(&st->out_of_order) || atomic_load(&st->uncounted) ||
-        atomic_load(&st->numbering) || atomic_load(&st->bad_status) || atomic_load(&st->hangs) ||
-        atomic_load(&st->child_fail) || leftover || !final_ok || atomic_load(&st->reads) == 0 ||
-        atomic_load(&st->kills) == 0 || atomic_load(&st->takeovers) == 0;
-    printf("ndshm torture: %s\n", fail ? "FAILED" : "passed");
-    return fail ? 1 : 0;
+           (unsigned long)atomic_load(&st->child_fail), leftover, final ? "ok" : "FAILED",
+           (unsigned long long)final_version, (unsigned long long)recorded);
+    /* Every check by name, so a test can require that exactly one of them caught a fault. */
+    struct {
+        const char *name;
+        int failed;
+    } checks[] = {
+        {"torn", atomic_load(&st->torn) != 0},
+        {"order", atomic_load(&st->out_of_order) != 0},
+        {"uncounted", atomic_load(&st->uncounted) != 0},
+        {"numbering", atomic_load(&st->numbering) != 0},
+        {"status", atomic_load(&st->bad_status) != 0},
+        {"hangs", atomic_load(&st->hangs) != 0},
+        {"children", atomic_load(&st->child_fail) != 0},
+        {"segments", leftover != 0},
+        {"final", !final},
+        {"nothing-read", atomic_load(&st->reads) == 0},
+        {"nothing-killed", atomic_load(&st->kills) == 0 || atomic_load(&st->takeovers) == 0},
+        {"scenario", scenario_failed},
+    };
+    char failed[256] = "";
+    for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++)
+        if (checks[i].failed)
+            snprintf(failed + strlen(failed), sizeof failed - strlen(failed), "%s%s",
+                     failed[0] ? " " : "", checks[i].name);
+    if (failed[0])
+        printf("ndshm torture: FAILED (failed checks: %s)\n", failed);
+    else
+        printf("ndshm torture: passed\n");
+    return failed[0] ? 1 : 0;
 }

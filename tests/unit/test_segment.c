@@ -2,6 +2,7 @@
  * every case gets its own status, none crashes, none leaves a segment behind. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -109,7 +110,8 @@ static void corrupted_control_fields(void **state)
     c->layout = NDSHM__LAYOUT;
     atomic_store(&c->ready, 0);
     assert_int_equal(open_status(name), NDSHM_E_NOT_READY); /* after waiting 250 ms */
-    /* a channel that becomes ready while a reader opens it: the reader waits for it */
+    /* a channel that becomes ready while a reader opens it: the reader waits for it (here up
+     * to 60 s rather than 250 ms, so a slow fork on a loaded machine cannot fail the test) */
     pid_t p = fork();
     assert_true(p >= 0);
     if (p == 0) {
@@ -117,7 +119,10 @@ static void corrupted_control_fields(void **state)
         atomic_store(&c->ready, NDSHM__READY);
         _exit(0);
     }
+    uint64_t ready_wait = ndshm__ready_wait_ns;
+    ndshm__ready_wait_ns = 60000000000u;
     assert_int_equal(open_status(name), NDSHM_OK);
+    ndshm__ready_wait_ns = ready_wait;
     int st;
     waitpid(p, &st, 0);
     assert_int_equal(atomic_load(&c->ready), NDSHM__READY);
@@ -320,6 +325,19 @@ static int bad_open(const char *seg, int create, int writable, uint32_t mode)
     return ndshm__os_linux.open(seg, create, writable, mode);
 }
 
+static pthread_t main_thread;
+/* munmaps on threads other than the test's (liburcu's call_rcu thread). Relaxed on purpose: no
+ * ordering, so ThreadSanitizer still sees that thread's read of the table as unordered with
+ * whatever the test does next. */
+static atomic_ulong foreign_unmaps;
+
+static int counting_munmap(void *addr, uint64_t size)
+{
+    if (!pthread_equal(pthread_self(), main_thread))
+        atomic_fetch_add_explicit(&foreign_unmaps, 1, memory_order_relaxed);
+    return ndshm__os_linux.munmap(addr, size);
+}
+
 /* liburcu's call_rcu thread may be unmapping a reader's old mapping through the current table
  * at any moment. So the tables themselves never change once published (the fault table is
  * built once, before any reader exists): a test swaps only the atomic pointer, and the
@@ -330,6 +348,7 @@ static void build_fault_table(void)
     faulty = ndshm__os_linux;
     faulty.fallocate = bad_fallocate;
     faulty.open = bad_open;
+    faulty.munmap = counting_munmap;
 }
 
 static int install_faults(void **state)
@@ -441,6 +460,45 @@ static void reserve_nospc_and_cancel(void **state)
     assert_int_equal(ndshm_unlink(name), NDSHM_OK);
 }
 
+/* A reader that re-maps under the fault table leaves the old mapping to liburcu's call_rcu
+ * thread, which unmaps it through the table; once that has happened, the next test installs
+ * faults again. ThreadSanitizer reported the rewrite of the table against that thread's read
+ * of it as a race, at random (it depended on when the grace period ended); here the test waits
+ * for the deferred unmap, so the race was reported on every run until the table stopped being
+ * rewritten. */
+static void deferred_unmap_then_swap(void **state)
+{
+    const char *name = tu_name("deferred");
+    ndshm_writer *w;
+    ndshm_reader *r;
+    assert_int_equal(ndshm_writer_create(name, NULL, &w), NDSHM_OK);
+    assert_int_equal(ndshm_reader_open(name, NULL, &r), NDSHM_OK);
+    static unsigned char small[100], big[300000], buf[300000];
+    uint64_t s1[1] = {sizeof small}, s2[1] = {sizeof big};
+    ndshm_info info;
+    assert_int_equal(ndshm_publish(w, NDSHM_UINT8, 1, s1, small, NULL), NDSHM_OK);
+    assert_int_equal(ndshm_read_latest(r, buf, sizeof buf, &info), NDSHM_OK);
+    unsigned long before = atomic_load_explicit(&foreign_unmaps, memory_order_relaxed);
+    assert_int_equal(ndshm_publish(w, NDSHM_UINT8, 1, s2, big, NULL), NDSHM_OK); /* re-alloc */
+    assert_int_equal(ndshm_read_latest(r, buf, sizeof buf, &info), NDSHM_OK);    /* re-map */
+    assert_true(info.flags & NDSHM_INFO_REALLOCATED);
+    int waited = 0;
+    while (atomic_load_explicit(&foreign_unmaps, memory_order_relaxed) == before &&
+           waited < 60000) {
+        tu_sleep_ms(1);
+        waited++;
+    }
+    if (atomic_load_explicit(&foreign_unmaps, memory_order_relaxed) == before)
+        fail_msg("expected liburcu's call_rcu thread to unmap the old mapping through the fault "
+                 "table; after %d ms it had not",
+                 waited);
+    remove_faults(state);
+    install_faults(state); /* what the next test's setup does */
+    ndshm_reader_close(r);
+    ndshm_writer_close(w);
+    assert_int_equal(ndshm_unlink(name), NDSHM_OK);
+}
+
 static void permission_denied(void **state)
 {
     (void)state;
@@ -462,6 +520,7 @@ static void permission_denied(void **state)
 int main(void)
 {
     tu_init();
+    main_thread = pthread_self();
     build_fault_table();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(foreign_and_truncated_control),
@@ -472,6 +531,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(nospc_at_create, install_faults, remove_faults),
         cmocka_unit_test_setup_teardown(nospc_at_reallocation, install_faults, remove_faults),
         cmocka_unit_test_setup_teardown(reserve_nospc_and_cancel, install_faults, remove_faults),
+        cmocka_unit_test_setup_teardown(deferred_unmap_then_swap, install_faults, remove_faults),
         cmocka_unit_test_setup_teardown(permission_denied, install_faults, remove_faults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

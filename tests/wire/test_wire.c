@@ -1,6 +1,7 @@
-/* Wire format: round trips for every dtype and ndim, the exact byte layout of docs/wire.md,
- * and one clear status for each kind of bad buffer (truncated at every length, oversized,
- * foreign, unknown format or flag, inconsistent lengths, bad padding). */
+/* Wire format: round trips for every dtype and ndim, with extras and metadata, the exact byte
+ * layout of docs/wire.md (format 2), format-1 buffers still decoded, and one clear status for
+ * each kind of bad buffer (truncated at every length, oversized, foreign, unknown format or
+ * flag, inconsistent lengths, metadata too long, bad reserved or padding bytes). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -88,16 +89,19 @@ static void byte_layout(void **state)
     (void)state;
     uint64_t shape[3] = {1080, 1920, 3};
     ndshm_wire_meta m = meta_for(NDSHM_UINT8, 3, shape, 0x1122334455667788u);
-    unsigned char hdr[NDSHM_WIRE_HEADER_MAX];
+    m.user_ns = 0x0101010101010101u;
+    m.origin_version = 0x0202020202020202u;
+    m.channel = 0x0303030303030303u;
+    static unsigned char hdr[NDSHM_WIRE_HEADER_MAX];
     memset(hdr, 0xee, sizeof hdr);
     size_t n = 0;
     assert_int_equal(ndshm_wire_encode_header(&m, hdr, sizeof hdr, &n), NDSHM_OK);
-    assert_int_equal(n, 128); /* 64 + 3 x 8 = 88, rounded up to 128 */
+    assert_int_equal(n, 192); /* 128 + 3 x 8 = 152, rounded up to 192 */
     static const unsigned char expect_start[16] = {
-        'N',         'D', 'S', 'W', 1, 0, /* format 1 */ 88, 0, /* header_len */
-        1,           0,                                         /* flags: REALTIME */
-        NDSHM_UINT8, 3,                                         /* dtype, ndim */
-        128,         0,   0,   0,                               /* payload offset */
+        'N',         'D', 'S', 'W', 2, 0, /* format 2 */ 152, 0, /* header_len */
+        1,           0,                                          /* flags: REALTIME */
+        NDSHM_UINT8, 3,                                          /* dtype, ndim */
+        192,         0,   0,   0,                                /* payload offset */
     };
     assert_memory_equal(hdr, expect_start, 16);
     static const unsigned char expect_version[8] = {0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11};
@@ -105,25 +109,166 @@ static void byte_layout(void **state)
     /* payload_len = 6,220,800 = 0x5EEC00 */
     static const unsigned char expect_len[8] = {0x00, 0xEC, 0x5E, 0, 0, 0, 0, 0};
     assert_memory_equal(hdr + 40, expect_len, 8);
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(hdr[64 + i], 0x01); /* user_ns */
+        assert_int_equal(hdr[72 + i], 0);    /* user_tag */
+        assert_int_equal(hdr[80 + i], 0x02); /* origin_version */
+    }
+    for (size_t i = 96; i < 128; i++) /* meta_len 0, reserved, channel */
+        assert_int_equal(hdr[i], i >= 104 && i < 112 ? 0x03 : 0);
     static const unsigned char expect_dim0[8] = {0x38, 0x04, 0, 0, 0, 0, 0, 0}; /* 1080 */
-    assert_memory_equal(hdr + 64, expect_dim0, 8);
-    for (size_t i = 88; i < 128; i++)
+    assert_memory_equal(hdr + 128, expect_dim0, 8);
+    for (size_t i = 152; i < 192; i++)
         assert_int_equal(hdr[i], 0);
-    assert_int_equal(hdr[128], 0xee); /* nothing written past the header part */
+    assert_int_equal(hdr[192], 0xee); /* nothing written past the header part */
 
     size_t hs = 0;
     assert_int_equal(ndshm_wire_header_size(0, &hs), NDSHM_OK);
-    assert_int_equal(hs, 64);
+    assert_int_equal(hs, 128);
     assert_int_equal(ndshm_wire_header_size(32, &hs), NDSHM_OK);
-    assert_int_equal(hs, NDSHM_WIRE_HEADER_MAX);
+    assert_int_equal(hs, 384);
     assert_int_equal(ndshm_wire_header_size(33, &hs), NDSHM_E_NDIM);
+    /* the largest header part: 32 dims and the most metadata */
+    uint64_t ones[NDSHM_MAX_DIMS];
+    for (int i = 0; i < NDSHM_MAX_DIMS; i++)
+        ones[i] = 1;
+    ndshm_wire_meta big = meta_for(NDSHM_UINT8, NDSHM_MAX_DIMS, ones, 1);
+    big.meta_len = NDSHM_WIRE_META_MAX;
+    big.meta = hdr; /* any bytes */
+    uint64_t total = 0;
+    assert_int_equal(ndshm_wire_size(&big, &total), NDSHM_OK);
+    assert_int_equal(total - big.nbytes, NDSHM_WIRE_HEADER_MAX);
 
     /* decode_header needs only the header part (multipart: header frame alone) */
     ndshm_wire_meta d;
     size_t off = 0;
     assert_int_equal(ndshm_wire_decode_header(hdr, n, &d, &off), NDSHM_OK);
-    assert_int_equal(off, 128);
+    assert_int_equal(off, 192);
     assert_int_equal(d.nbytes, 6220800);
+    assert_int_equal(d.format, 2);
+    assert_int_equal(d.user_ns, m.user_ns);
+    assert_int_equal(d.origin_version, m.origin_version);
+    assert_int_equal(d.channel, m.channel);
+    assert_int_equal(d.meta_len, 0);
+    assert_null(d.meta);
+}
+
+/* Extras and metadata of every interesting length travel unchanged; the payload stays 64-byte
+ * aligned after the metadata. */
+static void extras_and_metadata(void **state)
+{
+    (void)state;
+    static unsigned char blob[NDSHM_WIRE_META_MAX];
+    tu_fill(blob, sizeof blob, 77);
+    uint32_t lens[] = {0, 1, 63, 64, 65, 4000, NDSHM_WIRE_META_MAX};
+    for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++) {
+        uint64_t shape[2] = {5, 7};
+        ndshm_wire_meta m = meta_for(NDSHM_FLOAT64, 2, shape, 1000 + k);
+        m.user_ns = 111 + k;
+        m.user_tag = UINT64_MAX - k;
+        m.origin_version = 5000 + k;
+        m.origin_ns = UINT64_C(1700000000000000000) + k;
+        m.channel = UINT64_C(1800000000000000000) + k;
+        m.meta_len = lens[k];
+        m.meta = lens[k] ? blob : NULL;
+        m.flags |= NDSHM_WIRE_RESENT;
+        size_t len;
+        unsigned char *buf = encode(&m, &len);
+        ndshm_wire_meta d;
+        const void *payload = NULL;
+        assert_int_equal(ndshm_wire_decode(buf, len, &d, &payload), NDSHM_OK);
+        assert_int_equal(d.format, 2);
+        assert_int_equal(d.flags, NDSHM_WIRE_REALTIME | NDSHM_WIRE_RESENT);
+        assert_int_equal(d.user_ns, m.user_ns);
+        assert_int_equal(d.user_tag, m.user_tag);
+        assert_int_equal(d.origin_version, m.origin_version);
+        assert_int_equal(d.origin_ns, m.origin_ns);
+        assert_int_equal(d.channel, m.channel);
+        assert_int_equal(d.meta_len, lens[k]);
+        if (lens[k]) {
+            assert_ptr_equal(d.meta, buf + 128 + 16);
+            assert_memory_equal(d.meta, blob, lens[k]);
+        } else {
+            assert_null(d.meta);
+        }
+        assert_int_equal((uintptr_t)payload % 64, 0);
+        assert_int_equal((size_t)((const unsigned char *)payload - buf),
+                         (128 + 16 + lens[k] + 63) / 64 * 64);
+        assert_true(tu_check(payload, d.nbytes, m.version));
+        /* every truncation, into the metadata too, is E_TOO_SMALL */
+        for (size_t cut = 0; cut < len; cut += 1 + cut / 16)
+            assert_int_equal(ndshm_wire_decode(buf, cut, &d, &payload), NDSHM_E_TOO_SMALL);
+        free(buf);
+    }
+    /* too much metadata, or a length without bytes */
+    uint64_t shape[1] = {3};
+    ndshm_wire_meta m = meta_for(NDSHM_UINT8, 1, shape, 1);
+    uint64_t total;
+    m.meta_len = NDSHM_WIRE_META_MAX + 1;
+    m.meta = blob;
+    assert_int_equal(ndshm_wire_size(&m, &total), NDSHM_E_LIMIT);
+    m.meta_len = 4;
+    m.meta = NULL;
+    assert_int_equal(ndshm_wire_size(&m, &total), NDSHM_E_INVAL);
+}
+
+/* A format-1 buffer (64-byte fixed header, no extras), as a sender of the previous release
+ * writes it, still decodes; the RESENT flag does not exist in format 1. */
+static void format1_still_decodes(void **state)
+{
+    (void)state;
+    unsigned char b[64 + 16 + 48 + 6]; /* ndim 2: header_len 80, payload at 128, 6 bytes */
+    memset(b, 0, sizeof b);
+    memcpy(b, "NDSW", 4);
+    b[4] = 1;            /* format 1 */
+    b[6] = 80;           /* header_len */
+    b[8] = 1;            /* flags: REALTIME */
+    b[10] = NDSHM_UINT8; /* dtype */
+    b[11] = 2;           /* ndim */
+    b[12] = 128;         /* payload_offset */
+    b[16] = 9;           /* version */
+    b[24] = 10;          /* publish_ns */
+    b[32] = 11;          /* publish_real_ns */
+    b[40] = 6;           /* payload_len */
+    b[48] = 12;          /* stream_seq */
+    b[56] = 13;          /* session */
+    b[64] = 2;           /* shape 2 x 3 */
+    b[72] = 3;
+    memcpy(b + 128, "abcdef", 6);
+    ndshm_wire_meta d;
+    const void *payload;
+    assert_int_equal(ndshm_wire_decode(b, sizeof b, &d, &payload), NDSHM_OK);
+    assert_int_equal(d.format, 1);
+    assert_int_equal(d.version, 9);
+    assert_int_equal(d.publish_ns, 10);
+    assert_int_equal(d.publish_real_ns, 11);
+    assert_int_equal(d.stream_seq, 12);
+    assert_int_equal(d.session, 13);
+    assert_int_equal(d.ndim, 2);
+    assert_int_equal(d.shape[0], 2);
+    assert_int_equal(d.shape[1], 3);
+    assert_int_equal(d.user_ns | d.user_tag | d.origin_version | d.origin_ns | d.meta_len, 0);
+    assert_int_equal(d.channel, 0);
+    assert_ptr_equal(payload, b + 128);
+    b[8] = 1 | NDSHM_WIRE_RESENT;
+    assert_int_equal(ndshm_wire_decode(b, sizeof b, &d, &payload), NDSHM_E_LAYOUT);
+    b[8] = 1;
+    b[4] = 3; /* an unknown format */
+    assert_int_equal(ndshm_wire_decode(b, sizeof b, &d, &payload), NDSHM_E_LAYOUT);
+    b[4] = 1;
+    /* re-encoded, it becomes format 2 with the same content */
+    unsigned char out[256];
+    size_t n;
+    assert_int_equal(ndshm_wire_decode(b, sizeof b, &d, &payload), NDSHM_OK);
+    assert_int_equal(ndshm_wire_encode(&d, payload, out, sizeof out, &n), NDSHM_OK);
+    assert_int_equal(n, 128 + 64 + 6); /* 128 + 16 = 144, rounded up to 192 */
+    ndshm_wire_meta e;
+    const void *p2;
+    assert_int_equal(ndshm_wire_decode(out, n, &e, &p2), NDSHM_OK);
+    assert_int_equal(e.format, 2);
+    e.format = 1;
+    assert_memory_equal(&e, &d, sizeof e);
+    assert_memory_equal(p2, "abcdef", 6);
 }
 
 static void encode_rejects_bad_meta(void **state)
@@ -145,15 +290,15 @@ static void encode_rejects_bad_meta(void **state)
     bad = m;
     bad.flags = 0x8000;
     assert_int_equal(ndshm_wire_encode_header(&bad, buf, sizeof buf, &n), NDSHM_E_INVAL);
-    assert_int_equal(ndshm_wire_encode_header(&m, buf, 127, &n), NDSHM_E_TOO_SMALL);
+    assert_int_equal(ndshm_wire_encode_header(&m, buf, 191, &n), NDSHM_E_TOO_SMALL);
     assert_int_equal(ndshm_wire_encode_header(NULL, buf, sizeof buf, &n), NDSHM_E_INVAL);
     assert_int_equal(ndshm_wire_encode_header(&m, NULL, sizeof buf, &n), NDSHM_E_INVAL);
     assert_int_equal(ndshm_wire_encode(&m, NULL, buf, sizeof buf, &n), NDSHM_E_INVAL);
     float data[20] = {0};
-    assert_int_equal(ndshm_wire_encode(&m, data, buf, 128 + 79, &n), NDSHM_E_TOO_SMALL);
+    assert_int_equal(ndshm_wire_encode(&m, data, buf, 192 + 79, &n), NDSHM_E_TOO_SMALL);
     assert_int_equal(n, 12345); /* out-param untouched on failure */
-    assert_int_equal(ndshm_wire_encode(&m, data, buf, 128 + 80, &n), NDSHM_OK);
-    assert_int_equal(n, 208);
+    assert_int_equal(ndshm_wire_encode(&m, data, buf, 192 + 80, &n), NDSHM_OK);
+    assert_int_equal(n, 272);
 }
 
 static void decode_truncated_and_oversized(void **state)
@@ -209,27 +354,38 @@ static void decode_bad_fields(void **state)
     size_t len;
     unsigned char *buf = encode(&m, &len);
     assert_int_equal(decode_patched(buf, len, 0, 'X'), NDSHM_E_MAGIC);
-    assert_int_equal(decode_patched(buf, len, 4, 2), NDSHM_E_LAYOUT);            /* format 2 */
-    assert_int_equal(decode_patched(buf, len, 5, 1), NDSHM_E_LAYOUT);            /* format 257 */
-    assert_int_equal(decode_patched(buf, len, 8, 0x02), NDSHM_E_LAYOUT);         /* unknown flag */
+    assert_int_equal(decode_patched(buf, len, 4, 3), NDSHM_E_LAYOUT);            /* format 3 */
+    assert_int_equal(decode_patched(buf, len, 5, 1), NDSHM_E_LAYOUT);            /* format 258 */
+    assert_int_equal(decode_patched(buf, len, 4, 1), NDSHM_E_CORRUPT);           /* as format 1 */
+    assert_int_equal(decode_patched(buf, len, 8, 0x04), NDSHM_E_LAYOUT);         /* unknown flag */
     assert_int_equal(decode_patched(buf, len, 9, 0x80), NDSHM_E_LAYOUT);         /* unknown flag */
     assert_int_equal(decode_patched(buf, len, 8, 0x00), NDSHM_OK);               /* no realtime */
-    assert_int_equal(decode_patched(buf, len, 6, 81), NDSHM_E_CORRUPT);          /* header_len */
-    assert_int_equal(decode_patched(buf, len, 12, 192), NDSHM_E_CORRUPT);        /* offset */
+    assert_int_equal(decode_patched(buf, len, 8, 0x03), NDSHM_OK);               /* RESENT */
+    assert_int_equal(decode_patched(buf, len, 6, 145), NDSHM_E_CORRUPT);         /* header_len */
+    assert_int_equal(decode_patched(buf, len, 12, 128), NDSHM_E_CORRUPT);        /* offset */
     assert_int_equal(decode_patched(buf, len, 10, 0), NDSHM_E_DTYPE);            /* dtype 0 */
     assert_int_equal(decode_patched(buf, len, 10, 15), NDSHM_E_DTYPE);           /* dtype 15 */
     assert_int_equal(decode_patched(buf, len, 10, NDSHM_INT8), NDSHM_E_CORRUPT); /* length */
     assert_int_equal(decode_patched(buf, len, 11, 33), NDSHM_E_NDIM);
-    assert_int_equal(decode_patched(buf, len, 11, 3), NDSHM_E_CORRUPT);  /* ndim vs lens */
-    assert_int_equal(decode_patched(buf, len, 40, 43), NDSHM_E_CORRUPT); /* payload_len */
-    assert_int_equal(decode_patched(buf, len, 64, 8), NDSHM_E_CORRUPT);  /* shape[0] */
-    assert_int_equal(decode_patched(buf, len, 70, 1), NDSHM_E_OVERFLOW); /* 2^48 x 3 x 2 */
-    assert_int_equal(decode_patched(buf, len, 80, 1), NDSHM_E_CORRUPT);  /* padding */
-    assert_int_equal(decode_patched(buf, len, 127, 1), NDSHM_E_CORRUPT); /* padding */
+    assert_int_equal(decode_patched(buf, len, 11, 3), NDSHM_E_CORRUPT);   /* ndim vs lens */
+    assert_int_equal(decode_patched(buf, len, 40, 43), NDSHM_E_CORRUPT);  /* payload_len */
+    assert_int_equal(decode_patched(buf, len, 97, 1), NDSHM_E_CORRUPT);   /* meta_len 256 */
+    assert_int_equal(decode_patched(buf, len, 98, 2), NDSHM_E_LIMIT);     /* meta_len 2^17 */
+    assert_int_equal(decode_patched(buf, len, 100, 1), NDSHM_E_CORRUPT);  /* reserved */
+    assert_int_equal(decode_patched(buf, len, 103, 1), NDSHM_E_CORRUPT);  /* reserved */
+    assert_int_equal(decode_patched(buf, len, 112, 1), NDSHM_E_CORRUPT);  /* reserved */
+    assert_int_equal(decode_patched(buf, len, 127, 1), NDSHM_E_CORRUPT);  /* reserved */
+    assert_int_equal(decode_patched(buf, len, 104, 1), NDSHM_OK);         /* channel */
+    assert_int_equal(decode_patched(buf, len, 128, 8), NDSHM_E_CORRUPT);  /* shape[0] */
+    assert_int_equal(decode_patched(buf, len, 134, 1), NDSHM_E_OVERFLOW); /* 2^48 x 3 x 2 */
+    assert_int_equal(decode_patched(buf, len, 150, 1), NDSHM_E_CORRUPT);  /* padding */
+    assert_int_equal(decode_patched(buf, len, 191, 1), NDSHM_E_CORRUPT);  /* padding */
     /* payload bytes and the informational fields are not interpreted */
-    assert_int_equal(decode_patched(buf, len, 128, 0xff), NDSHM_OK);
+    assert_int_equal(decode_patched(buf, len, 192, 0xff), NDSHM_OK);
     assert_int_equal(decode_patched(buf, len, 20, 0xff), NDSHM_OK);
     assert_int_equal(decode_patched(buf, len, 50, 0xff), NDSHM_OK);
+    assert_int_equal(decode_patched(buf, len, 70, 0xff), NDSHM_OK); /* user_ns */
+    assert_int_equal(decode_patched(buf, len, 90, 0xff), NDSHM_OK); /* origin_ns */
     free(buf);
 }
 
@@ -241,17 +397,17 @@ static void zero_sized_arrays(void **state)
     assert_int_equal(m.nbytes, 0);
     size_t len;
     unsigned char *buf = encode(&m, &len);
-    assert_int_equal(len, 128);
+    assert_int_equal(len, 192);
     ndshm_wire_meta d;
     const void *payload = NULL;
     assert_int_equal(ndshm_wire_decode(buf, len, &d, &payload), NDSHM_OK);
     assert_int_equal(d.nbytes, 0);
-    assert_ptr_equal(payload, buf + 128);
+    assert_ptr_equal(payload, buf + 192);
     free(buf);
     /* a scalar */
     m = meta_for(NDSHM_COMPLEX128, 0, NULL, 6);
     buf = encode(&m, &len);
-    assert_int_equal(len, 64 + 16);
+    assert_int_equal(len, 128 + 16);
     assert_int_equal(ndshm_wire_decode(buf, len, &d, &payload), NDSHM_OK);
     assert_int_equal(d.ndim, 0);
     assert_true(tu_check(payload, 16, 6));
@@ -303,6 +459,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(roundtrip_all_dtypes_and_ndims),
         cmocka_unit_test(byte_layout),
+        cmocka_unit_test(extras_and_metadata),
+        cmocka_unit_test(format1_still_decodes),
         cmocka_unit_test(encode_rejects_bad_meta),
         cmocka_unit_test(decode_truncated_and_oversized),
         cmocka_unit_test(decode_bad_fields),

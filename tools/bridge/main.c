@@ -35,11 +35,15 @@ volatile sig_atomic_t bridge_stop;
 #ifdef BRIDGE_TSAN
 /* libzmq is not instrumented: ThreadSanitizer does not see the atomics its lock-free queues
  * use between the application thread and its I/O thread, and reports their hand-over as
- * races inside libzmq. Ours (the pool and its mutex) stay checked. */
+ * races inside libzmq. Ours (the pool and its mutex) stay checked. called_from_lib: the
+ * interceptors libzmq calls (recv, send, memcpy on message buffers) record nothing either;
+ * otherwise every received payload read by recv.c counted as a race with the I/O thread's
+ * recv(), and merely processing those reports (suppressed, one per new buffer address) took
+ * seconds per message: a receiver under ThreadSanitizer fell 10 s behind a 30 Hz stream. */
 const char *__tsan_default_suppressions(void);
 const char *__tsan_default_suppressions(void)
 {
-    return "race:libzmq.so\n";
+    return "race:libzmq.so\ncalled_from_lib:libzmq.so\n";
 }
 #endif
 
@@ -65,17 +69,101 @@ void bridge_sleep_ns(uint64_t ns)
     nanosleep(&ts, NULL); /* a signal cuts it short: the caller checks bridge_stop */
 }
 
-int bridge_socket_setup(void *sock, int hwm)
+int bridge_socket_setup(void *sock, int hwm, int sending, double peer_timeout_s)
 {
-    int zero = 0, ivl = 1000, timeout = 3000, ttl = 3000;
+    /* TCP keepalive: the kernel answers probes whatever the program does, so it finds a
+     * vanished peer (host down, cable pulled) on an idle connection and never a slow one. */
+    int zero = 0, one = 1, idle = 10, intvl = 2, cnt = 5;
     if (zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
         zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
         zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof hwm) != 0 ||
-        zmq_setsockopt(sock, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl) != 0 ||
-        zmq_setsockopt(sock, ZMQ_HEARTBEAT_TIMEOUT, &timeout, sizeof timeout) != 0 ||
-        zmq_setsockopt(sock, ZMQ_HEARTBEAT_TTL, &ttl, sizeof ttl) != 0)
+        zmq_setsockopt(sock, ZMQ_TCP_KEEPALIVE, &one, sizeof one) != 0 ||
+        zmq_setsockopt(sock, ZMQ_TCP_KEEPALIVE_IDLE, &idle, sizeof idle) != 0 ||
+        zmq_setsockopt(sock, ZMQ_TCP_KEEPALIVE_INTVL, &intvl, sizeof intvl) != 0 ||
+        zmq_setsockopt(sock, ZMQ_TCP_KEEPALIVE_CNT, &cnt, sizeof cnt) != 0)
         return -1;
+    /* The receiving side runs no heartbeat timer at all. libzmq's engine stops reading the
+     * connection while the socket's receive queue is full (a slow consumer: back-pressure),
+     * so it sees neither PONGs nor data; a heartbeat timeout (its own, or the TTL a peer puts
+     * in its PINGs) then replaces the engine while a stale "queue has room again" command is
+     * in flight, and libzmq aborts on `_input_stopped` (libzmq issue #3937, PR #4830). So:
+     * the receiver sends no PINGs (IVL 0) and the sender's PINGs carry no TTL (TTL 0). The
+     * sender still drops a receiver that answers nothing for peer_timeout_s (a dead host in
+     * every-version mode would otherwise hold the stream until TCP gives up, ~15 min). */
+    if (sending && peer_timeout_s > 0) {
+        double t_ms = peer_timeout_s * 1000.0;
+        int ivl = t_ms < 3000 ? (int)(t_ms / 3) : 1000, timeout = (int)t_ms, ttl = 0;
+        if (ivl < 1)
+            ivl = 1;
+        if (zmq_setsockopt(sock, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl) != 0 ||
+            zmq_setsockopt(sock, ZMQ_HEARTBEAT_TIMEOUT, &timeout, sizeof timeout) != 0 ||
+            zmq_setsockopt(sock, ZMQ_HEARTBEAT_TTL, &ttl, sizeof ttl) != 0)
+            return -1;
+    }
     return 0;
+}
+
+void out_begin(struct out_line *l, int json, const char *side, const char *what)
+{
+    l->json = json;
+    l->n = 0;
+    l->buf[0] = 0;
+    if (json)
+        l->n =
+            (size_t)snprintf(l->buf, sizeof l->buf, "{\"side\":\"%s\",\"what\":\"%s\"", side, what);
+    else
+        l->n = (size_t)snprintf(l->buf, sizeof l->buf, "%s %s", side, what);
+}
+
+static void out_add(struct out_line *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void out_add(struct out_line *l, const char *fmt, ...)
+{
+    if (l->n >= sizeof l->buf)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(l->buf + l->n, sizeof l->buf - l->n, fmt, ap);
+    va_end(ap);
+    if (k > 0)
+        l->n += (size_t)k;
+}
+
+void out_u64(struct out_line *l, const char *key, uint64_t v)
+{
+    out_add(l, l->json ? ",\"%s\":%llu" : " %s=%llu", key, (unsigned long long)v);
+}
+
+void out_num(struct out_line *l, const char *key, double v, int decimals)
+{
+    out_add(l, l->json ? ",\"%s\":%.*f" : " %s=%.*f", key, decimals, v);
+}
+
+void out_str(struct out_line *l, const char *key, const char *v)
+{
+    if (!l->json) {
+        out_add(l, " %s=%s", key, v);
+        return;
+    }
+    out_add(l, ",\"%s\":\"", key);
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            out_add(l, "\\%c", *p);
+        else if (*p < 0x20)
+            out_add(l, "\\u%04x", *p);
+        else
+            out_add(l, "%c", *p);
+    }
+    out_add(l, "\"");
+}
+
+void out_end(struct out_line *l)
+{
+    if (l->json)
+        out_add(l, "}");
+    if (l->n >= sizeof l->buf)
+        l->n = sizeof l->buf - 1;
+    l->buf[l->n] = 0;
+    puts(l->buf);
 }
 
 static char ipc_path[4096];
@@ -204,10 +292,22 @@ static void usage(FILE *f)
             "  --mono           recv: latency on CLOCK_MONOTONIC (only when the sender runs on\n"
             "                   this host); default CLOCK_REALTIME (hosts synchronised by\n"
             "                   PTP or chrony)\n"
+            "  --peer-timeout S send: drop a receiver that answers nothing for S seconds\n"
+            "                   (default 30; 0 = never). A receiver whose queue stays full\n"
+            "                   (a slow consumer) answers nothing meanwhile, so S bounds how\n"
+            "                   long a dead receiver can hold the stream, and how slow a live\n"
+            "                   one may be\n"
+            "  --wait-subscriber  send: start reading the channel only once a first receiver\n"
+            "                   has subscribed (that receiver then gets every version from\n"
+            "                   the channel's newest one on)\n"
+            "  --json           stats and events as one JSON object per line\n"
             "  -h, --help       this help\n"
             "\n"
             "Output: one `key=value` stats line on stdout per interval and at exit (SIGINT or\n"
-            "SIGTERM ends the program cleanly). Exit status: 0, 1 on error, 2 on bad usage.\n"
+            "SIGTERM ends the program cleanly), and a line per event (recv: connected,\n"
+            "disconnected, subscribed; send: subscriber joined or left). A new subscriber\n"
+            "first gets the newest version sent so far. Exit status: 0, 1 on error, 2 on\n"
+            "bad usage.\n"
             "Details: docs/bridge.md, wire format: docs/wire.md.\n");
 }
 
@@ -249,6 +349,7 @@ int main(int argc, char **argv)
     o.bind = is_send;
     o.hwm = -1;
     o.stats_s = 1.0;
+    o.peer_timeout_s = 30;
     const char *pos[2] = {NULL, NULL};
     int npos = 0;
     for (int i = 2; i < argc; i++) {
@@ -265,6 +366,14 @@ int main(int argc, char **argv)
             o.bind = 0;
         } else if (!strcmp(a, "--mono")) {
             o.mono = 1;
+        } else if (!strcmp(a, "--json")) {
+            o.json = 1;
+        } else if (!strcmp(a, "--wait-subscriber")) {
+            o.wait_subscriber = 1;
+        } else if (i + 1 < argc && !strcmp(a, "--peer-timeout")) {
+            if (parse_num(argv[++i], 0, 86400, &v))
+                goto bad_value;
+            o.peer_timeout_s = v;
         } else if (i + 1 < argc && !strcmp(a, "--hwm")) {
             if (parse_num(argv[++i], 1, 1e6, &v))
                 goto bad_value;

@@ -12,6 +12,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <stddef.h>
 #include <stdint.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,8 +165,19 @@ static int serve(void)
     return 0;
 }
 
+static volatile sig_atomic_t torn_stop;
+
+static void on_torn_stop(int sig)
+{
+    (void)sig;
+    torn_stop = 1;
+}
+
+/* Publishes for `seconds`, then on until SIGTERM (the test has seen enough), at most 300 s
+ * more: a reader on a slow machine gets as long as it needs. */
 static int torn(const char *name, double seconds)
 {
+    signal(SIGTERM, on_torn_stop);
     ndshm_options o = NDSHM_OPTIONS_INIT;
     o.flags = NDSHM_UNLINK_ON_CLOSE;
     ndshm_writer *w = NULL;
@@ -182,9 +194,10 @@ static int torn(const char *name, double seconds)
     }
     printf("ready\n");
     fflush(stdout);
-    uint64_t end = ndshm_now_ns() + (uint64_t)(seconds * 1e9);
+    uint64_t end = ndshm_now_ns() + (uint64_t)(seconds * 1e9), give_up = end + 300000000000u;
     uint64_t count = 0;
-    while (rc == NDSHM_OK && ((count & 63) || ndshm_now_ns() < end)) {
+    while (rc == NDSHM_OK &&
+           ((count & 63) || ndshm_now_ns() < end || (!torn_stop && ndshm_now_ns() < give_up))) {
         uint64_t v = ndshm_writer_version(w) + 1;
         /* mostly small arrays (a fast writer), every 16th a large one */
         uint64_t n = (v % 16 == 0) ? 1 + (v * 7919) % max_words : 1 + (v * 31) % 2048;
@@ -275,6 +288,14 @@ static void print_layouts(void)
     OFF("wire", ndshm_wire_meta, stream_seq);
     OFF("wire", ndshm_wire_meta, session);
     OFF("wire", ndshm_wire_meta, flags);
+    OFF("wire", ndshm_wire_meta, format);
+    OFF("wire", ndshm_wire_meta, user_ns);
+    OFF("wire", ndshm_wire_meta, user_tag);
+    OFF("wire", ndshm_wire_meta, origin_version);
+    OFF("wire", ndshm_wire_meta, origin_ns);
+    OFF("wire", ndshm_wire_meta, meta_len);
+    OFF("wire", ndshm_wire_meta, meta);
+    OFF("wire", ndshm_wire_meta, channel);
 }
 
 int main(int argc, char **argv)
