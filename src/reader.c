@@ -444,6 +444,8 @@ static int read_core(ndshm_reader *r, int next, const struct ndshm__dest *d, int
     /* read_next found a slot already holding a version past head: the writer is publishing
      * it, so what it skipped over is lost but something newer is coming at once */
     int ahead = 0;
+    /* read_next lost a wanted version to the writer in this call (overwritten under us) */
+    int chased = 0;
     for (uint32_t attempt = 0; attempt < r->retries; attempt++) {
         urcu_bp_read_lock();
         /* Pairs with the release store of gen in commit_impl() (W5): if we see generation g,
@@ -488,6 +490,11 @@ static int read_core(ndshm_reader *r, int next, const struct ndshm__dest *d, int
                 oldest = head - n + 1;
             if (t < oldest)
                 t = oldest; /* lapped, or versions in segments nobody can map any more */
+            /* An attempt of this call lost its version to the writer: the oldest versions
+             * are the next ones it overwrites, and a reader whose copy takes longer than a
+             * publish period would chase it slot after slot. Aim half a ring ahead. */
+            if (chased && sealed == NDSHM__UNSEALED && head >= n && t < head - (n - 1) / 2)
+                t = head - (n - 1) / 2;
             want = t;
             if (t > head) /* never "nothing new" while a newer version is being published */
                 status = (ahead && head > pos) ? RETRY : NDSHM_NO_NEW;
@@ -534,6 +541,7 @@ static int read_core(ndshm_reader *r, int next, const struct ndshm__dest *d, int
                 uint64_t skip = g->meta.version >= m_slots ? g->meta.version - m_slots + 1 : 1;
                 t = skip > want + 1 ? skip : want + 1;
                 ahead = 1;
+                chased = 1;
             }
             break;
         case NDSHM__BUSY:
@@ -541,8 +549,10 @@ static int read_core(ndshm_reader *r, int next, const struct ndshm__dest *d, int
              * overwritten: that version is lost. The newest one (want == head) is only being
              * followed by head + 1: retry, never report "nothing new" while it exists. A
              * sealed segment is never written again, so there this is only a torn header. */
-            if (next && sealed == NDSHM__UNSEALED && want < head)
+            if (next && sealed == NDSHM__UNSEALED && want < head) {
                 t = want + 1;
+                chased = 1;
+            }
             break;
         case NDSHM__OLDER:
             /* version <= head not in its slot: invalidated (cancelled loan, repair) */
