@@ -93,7 +93,7 @@ run $P "progress N=2 R=1 V=3 crash=1 (weak fairness)" ok "-DN=2 -DR=1 -DMAXV=3 -
 run $P "no user re-check of notify (kernel's only) N=2 R=2 V=3" ok \
     "-DN=2 -DR=2 -DMAXV=3 -DCRASHES=0 -DNO_USER_RECHECK" "$S" "$M"
 m() { run $P "mutation: $1" error "$2" "$S" "$M"; }
-m "announce with a plain store (src/wait.c at acafe03)" \
+m "announce with a plain store (wait.c before its fix: ABA)" \
     "-DN=2 -DR=2 -DMAXV=3 -DCRASHES=0 -DBUG_PLAIN_ANNOUNCE"
 m "W6 loads sleepers before bumping notify" "-DN=2 -DR=1 -DMAXV=3 -DCRASHES=0 -DBUG_WAKE_BEFORE_NOTIFY"
 m "W6 clears the flag unconditionally" "-DN=2 -DR=1 -DMAXV=3 -DCRASHES=0 -DBUG_CLEAR_ALWAYS"

@@ -49,7 +49,7 @@
  *
  * Mutations (each -DBUG_* must make spin report an error; check.sh runs them all and
  * prints the assert spin hits first):
- *   BUG_PLAIN_ANNOUNCE      a plain store announces (src/wait.c up to acafe03): a stale
+ *   BUG_PLAIN_ANNOUNCE      a plain store announces (src/wait.c before its fix): a stale
  *                           announcement brings back the value the writer loaded and its CAS
  *                           erases a newer sleeper's (ABA)            -> lost wake-up, 2 readers
  *   BUG_WAKE_BEFORE_NOTIFY  W6 loads sleepers before it bumps notify  -> lost wake-up
@@ -302,7 +302,7 @@ inline sleep_round()
     pg = wait_id;                                      /* ndshm__reader_waitpg() */
 #endif
 #ifdef BUG_PLAIN_ANNOUNCE
-    /* mutation (src/wait.c as of acafe03): a plain store. A stale announcement can bring
+    /* mutation (src/wait.c before its fix): a plain store. A stale announcement can bring
      * back the very value the writer loaded (ABA), and the writer's CAS then erases the
      * announcement of a newer sleeper. */
     atomic { sleepers[pg] = ANNOUNCE(n0); announced = 1; pg = 0 };
