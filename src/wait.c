@@ -16,19 +16,30 @@
  *     if w != 0: FUTEX_WAKE(notify, all); if low32(w) != N: CAS(sleepers, w -> 0)
  *   Sleeper:
  *     n0 := notify (seq_cst); if a version newer than ours exists: done;
- *     sleepers := SLEEPER | n0 (seq_cst); if notify != n0 (seq_cst): do not sleep;
+ *     sleepers := max(sleepers, SLEEPER | n0) (seq_cst CAS loop; "max" in the serial order of
+ *     the 32-bit values, and 0 or a word without SLEEPER counts as oldest);
+ *     if notify != n0 (seq_cst): do not sleep;
  *     FUTEX_WAIT(notify, n0, slice)  -- the kernel re-checks the word as it queues us.
  *   No lost wake-up: if the writer's load of sleepers read a value older than our store, then
  *   in the single total order of seq_cst operations its ++notify precedes our store, which
  *   precedes our second load of notify: that load sees the change and we do not sleep (or n0
  *   already had it, and the re-check of head, ordered after n0's load, sees the version).
- *   Otherwise the writer saw our announcement and wakes us; FUTEX_WAIT returns at once if the
- *   word moved before we queued. The writer clears only an announcement for an older value
- *   than the one it just published (low32(w) != N): a sleeper that announced N has already
- *   seen this publish and waits for the next one, and keeps its flag; a sleeper that
- *   announced an older value and lost its flag to that CAS finds notify != n0 and does not
- *   sleep. A reader that dies asleep costs the writer one FUTEX_WAKE (the next publish clears
- *   its flag), not one per publish forever. While nobody sleeps the writer makes no syscall.
+ *   If we found a newer announcement and stored nothing, whoever made it loaded notify after
+ *   our n0, so our second load sees the change too. Otherwise the writer saw our announcement
+ *   (or a newer one) and wakes us; FUTEX_WAIT returns at once if the word moved before we
+ *   queued. The writer clears only an announcement for an older value than the one it just
+ *   published (low32(w) != N): a sleeper that announced N has already seen this publish and
+ *   waits for the next one, and keeps its flag; a sleeper that announced an older value and
+ *   lost its flag to that CAS finds notify != n0 and does not sleep.
+ *   Why a max and not a plain store: all readers share the word. With a plain store a reader
+ *   whose n0 is stale can bring back the very value the writer loaded, over a newer sleeper's
+ *   announcement, and the writer's CAS (ABA) then erases it: that sleeper misses the next
+ *   publish and wakes only at the end of its slice (found by the spin model, tests/model,
+ *   and replayed on this code by tests/model/test_wait_replay.c). With the max the word only
+ *   grows between two clears, so the CAS succeeds only if every announcement since the
+ *   writer's load was for that same old value, whose sleepers cannot sleep.
+ *   A reader that dies asleep costs the writer one FUTEX_WAKE (the next publish clears its
+ *   flag), not one per publish forever. While nobody sleeps the writer makes no syscall.
  *   A channel whose writer could not create a wait page (ctl.wait_id = -1: System V shared
  *   memory unavailable or exhausted) is woken on every publish; a reader that cannot attach
  *   an existing wait page (no permission, another IPC namespace) sleeps in short slices.
@@ -135,6 +146,19 @@ void ndshm__notify_all(struct ndshm__ctl *ctl)
     ndshm__os->futex_wake(&ctl->notify);
 }
 
+/* sleepers := max(sleepers, SLEEPER | n0), see THE PROTOCOL above. Bounded: a hostile reader
+ * that keeps changing the word cannot hold us here (we then sleep one slice unannounced). */
+static void announce(struct ndshm__waitpg *pg, uint32_t n0)
+{
+    uint64_t want = NDSHM__SLEEPER | n0;
+    uint64_t cur = atomic_load_explicit(&pg->sleepers, memory_order_seq_cst);
+    for (int i = 0; i < 64 && (!(cur & NDSHM__SLEEPER) || (int32_t)(n0 - (uint32_t)cur) > 0); i++) {
+        if (atomic_compare_exchange_weak_explicit(&pg->sleepers, &cur, want, memory_order_seq_cst,
+                                                  memory_order_seq_cst))
+            return;
+    }
+}
+
 static int has_new(struct ndshm__ctl *c, uint64_t pos)
 {
     /* Pairs with the release store of head (W5). */
@@ -189,7 +213,7 @@ int ndshm_wait(ndshm_reader *r, int64_t timeout_ns)
         int64_t slice = rem > SLEEP_SLICE_NS ? SLEEP_SLICE_NS : (int64_t)rem;
         struct ndshm__waitpg *pg = ndshm__reader_waitpg(r);
         if (pg)
-            atomic_store_explicit(&pg->sleepers, NDSHM__SLEEPER | n0, memory_order_seq_cst);
+            announce(pg, n0);
         else if (atomic_load_explicit(&c->wait_id, memory_order_relaxed) >= 0 &&
                  slice > POLL_SLICE_NS)
             slice = POLL_SLICE_NS; /* the writer wakes only announced sleepers */
