@@ -221,7 +221,9 @@ static void claim(ndshm_writer *w)
     atomic_store_explicit(&c->wait_id, w->waker.id, memory_order_relaxed);
     atomic_store_explicit(&c->writer_pid, ndshm__self_pid(), memory_order_relaxed);
     atomic_store_explicit(&c->writer_pidns, ndshm__os->pidns(), memory_order_relaxed);
-    /* Release: a reader that sees the new owner sees the wait page id and pid. */
+    /* Release: a reader that sees the new owner sees the wait page id and pid. The caller's
+     * seq_cst notify bump (ndshm__notify_all) comes after these stores too, so a sleeper
+     * whose seq_cst load sees that bump also finds the new wait page. */
     atomic_store_explicit(&c->owner, w->owner, memory_order_release);
 }
 
