@@ -16,12 +16,19 @@
 #include "ndshm/ndshm.h"
 #include "testutil.h"
 
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
 extern char **environ;
 
 void gt_init(int *argc, char ***argv)
 {
     tu_init();
     gst_init(argc, argv);
+    if (getenv("GT_FILTER")) /* run only the tests matching this pattern */
+        cmocka_set_test_filter(getenv("GT_FILTER"));
     GstElementFactory *f = gst_element_factory_find("ndshmsink");
     if (!f) {
         fprintf(stderr, "the ndshm plugin was not found: GST_PLUGIN_PATH=%s\n",
@@ -241,4 +248,103 @@ gboolean gt_wait_channel(const char *name, guint64 min_version, double timeout_s
         tu_sleep_ms(10);
     }
     return FALSE;
+}
+
+GstElement *gt_launch(const char *desc)
+{
+    GError *err = NULL;
+    GstElement *p = gst_parse_launch(desc, &err);
+    if (!p)
+        fail_msg("'%s': %s", desc, err ? err->message : "?");
+    g_clear_error(&err);
+    return p;
+}
+
+void gt_wait_state(GstElement *p, GstState want)
+{
+    GstState cur;
+    GstStateChangeReturn r = gst_element_get_state(p, &cur, NULL, 60 * GST_SECOND);
+    if (r == GST_STATE_CHANGE_FAILURE || (r == GST_STATE_CHANGE_SUCCESS && cur != want))
+        fail_msg("state change to %s failed", gst_element_state_get_name(want));
+}
+
+void gt_wait_eos(GstElement *p, const char *what)
+{
+    GstBus *bus = gst_element_get_bus(p);
+    GstMessage *m =
+        gst_bus_timed_pop_filtered(bus, 120 * GST_SECOND, GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
+    if (!m || GST_MESSAGE_TYPE(m) != GST_MESSAGE_EOS) {
+        GError *e = NULL;
+        if (m)
+            gst_message_parse_error(m, &e, NULL);
+        fail_msg("%s: no EOS within 120 s (%s)", what, e ? e->message : "timeout");
+    }
+    gst_message_unref(m);
+    gst_object_unref(bus);
+}
+
+/* Pull every sample from appsink "out" until EOS (bounded). */
+void gt_collect(GstElement *q, GtFrames *fs, double timeout_s)
+{
+    GstElement *out = gst_bin_get_by_name(GST_BIN(q), "out");
+    gint64 end = g_get_monotonic_time() + (gint64)(timeout_s * G_USEC_PER_SEC);
+    for (;;) {
+        GstSample *s = gst_app_sink_try_pull_sample(GST_APP_SINK(out), 50 * GST_MSECOND);
+        if (s) {
+            gt_frames_add(fs, s);
+            gst_sample_unref(s);
+            continue;
+        }
+        if (gst_app_sink_is_eos(GST_APP_SINK(out)))
+            break;
+        GstBus *bus = gst_element_get_bus(q);
+        GstMessage *m = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
+        gst_object_unref(bus);
+        if (m) {
+            GError *e = NULL;
+            gst_message_parse_error(m, &e, NULL);
+            fail_msg("consumer error: %s", e->message);
+        }
+        if (g_get_monotonic_time() > end)
+            fail_msg("consumer: no EOS within %.0f s (%u samples)", timeout_s, fs->n);
+    }
+    gst_object_unref(out);
+}
+
+guint64 gt_stat(GstElement *pipeline, const char *element, const char *field)
+{
+    GstElement *e = gst_bin_get_by_name(GST_BIN(pipeline), element);
+    GstStructure *st = NULL;
+    g_object_get(e, "stats", &st, NULL);
+    guint64 v = G_MAXUINT64;
+    gst_structure_get_uint64(st, field, &v);
+    gst_structure_free(st);
+    gst_object_unref(e);
+    return v;
+}
+
+/* producer P (paused: the channel exists), consumer Q playing, then P plays to EOS and stops
+ * (the writer closes: Q ends with EOS once it has read everything). */
+void gt_round_trip(const char *pdesc, const char *qdesc, GtFrames *got, GstElement **q_out)
+{
+    GstElement *p = gt_launch(pdesc);
+    gst_element_set_state(p, GST_STATE_PAUSED);
+    gt_wait_state(p, GST_STATE_PAUSED);
+    GstElement *q = gt_launch(qdesc);
+    /* live: set_state returns once the source has started (its reader is open); PLAYING
+     * itself completes with the first buffer */
+    if (gst_element_set_state(q, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE)
+        fail_msg("consumer did not start");
+    gst_element_set_state(p, GST_STATE_PLAYING);
+    gt_wait_eos(p, pdesc);
+    gst_element_set_state(p, GST_STATE_NULL);
+    gst_object_unref(p);
+    gt_collect(q, got, 120);
+    *q_out = q; /* still PLAYING (EOS): the caller reads stats, then stops it */
+}
+
+void gt_stop(GstElement *q)
+{
+    gst_element_set_state(q, GST_STATE_NULL);
+    gst_object_unref(q);
 }

@@ -59,4 +59,20 @@ int gt_wait_child(pid_t pid, double timeout_s);
  * timeout_s. */
 gboolean gt_wait_channel(const char *name, guint64 min_version, double timeout_s);
 
+/* gst_parse_launch or fail the test. */
+GstElement *gt_launch(const char *desc);
+/* Wait (60 s) for a state change; fails the test on a failure. */
+void gt_wait_state(GstElement *p, GstState want);
+/* Wait (120 s) for EOS on the pipeline's bus; fails the test on an error or a timeout. */
+void gt_wait_eos(GstElement *p, const char *what);
+/* Pull every sample from appsink "out" until EOS (bounded); fails on an error. */
+void gt_collect(GstElement *q, GtFrames *fs, double timeout_s);
+/* A uint64 field of the "stats" property of element `element`. */
+guint64 gt_stat(GstElement *pipeline, const char *element, const char *field);
+/* Producer pdesc paused (the channel exists), consumer qdesc started, producer played to EOS
+ * and stopped (the writer closes), consumer collected to EOS. *q_out: the consumer, still
+ * running (gt_stop it). */
+void gt_round_trip(const char *pdesc, const char *qdesc, GtFrames *got, GstElement **q_out);
+void gt_stop(GstElement *q);
+
 #endif
