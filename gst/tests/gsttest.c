@@ -201,8 +201,33 @@ void gt_bus_poll(GtBus *b, double timeout_s)
     }
 }
 
+/* Children still running when the test process exits (a failed test) are killed. */
+static pid_t children[64];
+
+void gt_forget(pid_t pid)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(children); i++)
+        if (children[i] == pid)
+            children[i] = 0;
+}
+
+static void kill_children(void)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(children); i++)
+        if (children[i] > 0) {
+            kill(children[i], SIGKILL);
+            waitpid(children[i], NULL, 0);
+            children[i] = 0;
+        }
+}
+
 pid_t gt_spawn_launch(const char *desc)
 {
+    static gboolean registered;
+    if (!registered) {
+        atexit(kill_children);
+        registered = TRUE;
+    }
     gchar **words = g_strsplit(desc, " ", -1);
     GPtrArray *argv = g_ptr_array_new();
     g_ptr_array_add(argv, (gpointer) "gst-launch-1.0");
@@ -214,6 +239,11 @@ pid_t gt_spawn_launch(const char *desc)
     pid_t pid = -1;
     if (posix_spawnp(&pid, "gst-launch-1.0", NULL, NULL, (char **)argv->pdata, environ) != 0)
         pid = -1;
+    for (size_t i = 0; pid > 0 && i < G_N_ELEMENTS(children); i++)
+        if (children[i] == 0) {
+            children[i] = pid;
+            break;
+        }
     g_ptr_array_free(argv, TRUE);
     g_strfreev(words);
     return pid;
@@ -225,13 +255,16 @@ int gt_wait_child(pid_t pid, double timeout_s)
     for (;;) {
         int st;
         pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid)
+        if (r == pid) {
+            gt_forget(pid);
             return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+        }
         if (r < 0)
             return -1;
         if (now_s() > end) {
             kill(pid, SIGKILL);
             waitpid(pid, &st, 0);
+            gt_forget(pid);
             return -1;
         }
         tu_sleep_ms(10);

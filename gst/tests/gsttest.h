@@ -51,6 +51,8 @@ void gt_bus_poll(GtBus *b, double timeout_s);
 
 /* Start `gst-launch-1.0 -q <desc>` (split on spaces) as a child; its pid. */
 pid_t gt_spawn_launch(const char *desc);
+/* The child was reaped by the caller: not to be killed at exit. */
+void gt_forget(pid_t pid);
 /* Wait for a child at most timeout_s: its exit status (WEXITSTATUS), or -1 on a signal or
  * timeout (the child is killed then). */
 int gt_wait_child(pid_t pid, double timeout_s);
