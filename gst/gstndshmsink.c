@@ -911,6 +911,9 @@ static void gst_ndshm_sink_class_init(GstNdshmSinkClass *klass)
 
 static void gst_ndshm_sink_init(GstNdshmSink *s)
 {
+    /* The last sample would hold a reference to every committed pool buffer, which then has
+     * to be detached (copied out of its slot): off unless the user asks for it. */
+    gst_base_sink_set_last_sample_enabled(GST_BASE_SINK(s), FALSE);
     s->slots = DEFAULT_SLOTS;
     s->mode = DEFAULT_MODE;
     s->unlink_on_close = DEFAULT_UNLINK_ON_CLOSE;

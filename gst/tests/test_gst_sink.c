@@ -62,6 +62,7 @@ static void reference(const Case *c, GtFrames *ref)
  * compare with the reference. */
 static void check_channel(const Case *c, const char *chan, const GtFrames *ref)
 {
+    const guint n = ref->n;
     ndshm_options o = NDSHM_OPTIONS_INIT;
     o.flags = NDSHM_REPLAY;
     ndshm_reader *r = NULL;
@@ -72,12 +73,12 @@ static void check_channel(const Case *c, const char *chan, const GtFrames *ref)
     gsize size = row * (gsize)c->height;
     guint8 *buf = g_malloc(size);
     char *meta = g_malloc(NDSHM_META_MAX + 1);
-    for (guint i = 0; i < FRAMES; i++) {
+    for (guint i = 0; i < n; i++) {
         ndshm_info info;
         rc = ndshm_read_ex(r, NDSHM_READ_NEXT, buf, size, meta, NDSHM_META_MAX, &info);
         if (rc != NDSHM_OK)
-            fail_msg("%s %dx%d: read_next #%u: %s (expected %d versions)", c->format, c->width,
-                     c->height, i + 1, ndshm_strerror(rc), FRAMES);
+            fail_msg("%s %dx%d: read_next #%u: %s (expected %u versions)", c->format, c->width,
+                     c->height, i + 1, ndshm_strerror(rc), n);
         assert_int_equal(info.version, i + 1);
         assert_int_equal(info.dropped, 0);
         assert_int_equal(info.dtype, c->dtype);
@@ -109,7 +110,7 @@ static void check_channel(const Case *c, const char *chan, const GtFrames *ref)
     ndshm_info info;
     rc = ndshm_read_next(r, buf, size, &info);
     if (rc != NDSHM_NO_NEW)
-        fail_msg("after %d versions read_next says %s, expected NDSHM_NO_NEW", FRAMES,
+        fail_msg("after %u versions read_next says %s, expected NDSHM_NO_NEW", n,
                  ndshm_status_name(rc));
     g_free(meta);
     g_free(buf);
@@ -141,7 +142,10 @@ static void run_in_process(const Case *c, gboolean zero_copy, const GtFrames *re
     gst_structure_get_uint64(st, "published", &published);
     gst_structure_get_uint64(st, "zero-copy", &zc);
     gst_structure_get_uint64(st, "copied", &copied);
+    guint64 detached = 1;
+    gst_structure_get_uint64(st, "detached", &detached);
     gst_structure_free(st);
+    assert_int_equal(detached, 0); /* nothing else held a committed pool buffer */
     assert_int_equal(published, FRAMES);
     if (zero_copy && (zc != FRAMES || copied != 0))
         fail_msg("%s %dx%d zero-copy: %" G_GUINT64_FORMAT " committed in place, %" G_GUINT64_FORMAT
@@ -201,12 +205,77 @@ static void test_gst_launch(void **state)
     }
 }
 
+/* Upstream chains that stress the loaned-slot pool: a queue (buffers acquired in one thread
+ * while the sink commits in another), videorate (the same pool buffer pushed twice), a tee
+ * with a second branch holding references, and videoconvert writing into the pool. Every
+ * version is exactly the frame appsink gets from the same chain. */
+static void test_pipelines(void **state)
+{
+    (void)state;
+    static const Case c = {"RGB", 160, 120, NDSHM_UINT8, 3, 3};
+    enum { ZC, COPY, DETACH };
+    const struct {
+        const char *chain, *sink;
+        int expect; /* every version committed in place, copied, or in place then detached */
+    } chains[] = {
+        {"queue max-size-buffers=3", "", ZC},
+        {"videoconvert ! video/x-raw,format=RGB", "", ZC},
+        {"queue", "enable-last-sample=true", DETACH}, /* the last sample holds each buffer */
+        {"videorate ! video/x-raw,framerate=60/1", "", COPY},
+        {"tee name=t t. ! queue ! fakesink sync=false t. ! queue", "", COPY},
+        {"queue ! videorate ! video/x-raw,framerate=45/1 ! queue", "", COPY},
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(chains); i++) {
+        gchar *caps = caps_of(&c);
+        gchar *rdesc = g_strdup_printf("videotestsrc num-buffers=%d pattern=ball ! %s ! %s ! "
+                                       "appsink name=out sync=false",
+                                       FRAMES, caps, chains[i].chain);
+        GtFrames ref = {0};
+        GError *err = NULL;
+        if (!gt_run(rdesc, 120, &ref, &err))
+            fail_msg("'%s': %s", rdesc, err ? err->message : "timeout");
+        assert_true(ref.n >= FRAMES && ref.n < 250);
+        const char *chan = tu_name("chain");
+        gchar *pdesc = g_strdup_printf("videotestsrc num-buffers=%d pattern=ball ! %s ! %s ! "
+                                       "ndshmsink name=sink channel=%s slots=256 "
+                                       "unlink-on-close=false sync=false %s",
+                                       FRAMES, caps, chains[i].chain, chan, chains[i].sink);
+        GstElement *p = gt_launch(pdesc);
+        gst_element_set_state(p, GST_STATE_PLAYING);
+        gt_wait_eos(p, pdesc);
+        guint64 published = gt_stat(p, "sink", "published");
+        if (published != ref.n)
+            fail_msg("'%s': %" G_GUINT64_FORMAT " published, appsink got %u", chains[i], published,
+                     ref.n);
+        guint64 zc = gt_stat(p, "sink", "zero-copy"), cp = gt_stat(p, "sink", "copied"),
+                dt = gt_stat(p, "sink", "detached");
+        int e = chains[i].expect;
+        if (zc != (e == COPY ? 0 : ref.n) || cp != (e == COPY ? ref.n : 0) ||
+            dt != (e == DETACH ? ref.n : 0))
+            fail_msg("'%s' %s: %u versions: %" G_GUINT64_FORMAT " zero-copy, %" G_GUINT64_FORMAT
+                     " copied, %" G_GUINT64_FORMAT " detached; expected all %s",
+                     chains[i].chain, chains[i].sink, ref.n, zc, cp, dt,
+                     e == ZC     ? "zero-copy"
+                     : e == COPY ? "copied"
+                                 : "zero-copy and detached");
+        gst_element_set_state(p, GST_STATE_NULL);
+        gst_object_unref(p);
+        check_channel(&c, chan, &ref);
+        assert_int_equal(ndshm_unlink(chan), NDSHM_OK);
+        gt_frames_clear(&ref);
+        g_free(caps);
+        g_free(rdesc);
+        g_free(pdesc);
+    }
+}
+
 int main(int argc, char **argv)
 {
     gt_init(&argc, &argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_formats),
         cmocka_unit_test(test_gst_launch),
+        cmocka_unit_test(test_pipelines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
