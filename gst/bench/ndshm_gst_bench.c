@@ -31,6 +31,7 @@
 #include "ndshm/ndshm.h"
 
 static double g_seconds = 5;
+static int g_slots = 8;
 static double g_t0; /* start of the measured window, CLOCK_MONOTONIC s */
 static int g_width = 1920, g_height = 1080;
 
@@ -78,7 +79,7 @@ static int producer(const char *transport, int rate, const char *name)
     else if (strcmp(transport, "none") == 0)
         snprintf(sink, sizeof sink, "fakesink sync=%s", sync);
     else
-        snprintf(sink, sizeof sink, "ndshmsink channel=%s slots=8 sync=%s", name, sync);
+        snprintf(sink, sizeof sink, "ndshmsink channel=%s slots=%d sync=%s", name, g_slots, sync);
     snprintf(desc, sizeof desc, "videotestsrc name=v is-live=%s pattern=black ! %s ! %s",
              rate ? "true" : "false", caps, sink);
     GError *err = NULL;
@@ -218,14 +219,15 @@ static Child spawn(const char *role, const char *transport, int rate, const char
         dup2(fd[1], 1);
         close(fd[0]);
         close(fd[1]);
-        char r[16], s[32], w[16], h[16], t[32];
+        char r[16], s[32], w[16], h[16], t[32], sl[16];
+        snprintf(sl, sizeof sl, "%d", g_slots);
         snprintf(t, sizeof t, "%.6f", g_t0);
         snprintf(r, sizeof r, "%d", rate);
         snprintf(s, sizeof s, "%g", g_seconds);
         snprintf(w, sizeof w, "%d", g_width);
         snprintf(h, sizeof h, "%d", g_height);
         execl(self, self, "--role", role, "--transport", transport, "--rate", r, "--name", name,
-              "--seconds", s, "--width", w, "--height", h, "--t0", t, (char *)NULL);
+              "--seconds", s, "--width", w, "--height", h, "--t0", t, "--slots", sl, (char *)NULL);
         _exit(127);
     }
     close(fd[1]);
@@ -316,17 +318,13 @@ int main(int argc, char **argv)
     self = argv[0];
     const char *role = NULL, *transport = "ndshm", *name = "gstbench", *json = NULL, *only = NULL;
     int rate = 30;
-    static struct option opts[] = {{"role", required_argument, 0, 'r'},
-                                   {"transport", required_argument, 0, 't'},
-                                   {"rate", required_argument, 0, 'f'},
-                                   {"name", required_argument, 0, 'n'},
-                                   {"seconds", required_argument, 0, 's'},
-                                   {"width", required_argument, 0, 'w'},
-                                   {"height", required_argument, 0, 'h'},
-                                   {"json", required_argument, 0, 'j'},
-                                   {"only", required_argument, 0, 'o'},
-                                   {"t0", required_argument, 0, 'T'},
-                                   {0, 0, 0, 0}};
+    static struct option opts[] = {
+        {"role", required_argument, 0, 'r'},    {"transport", required_argument, 0, 't'},
+        {"rate", required_argument, 0, 'f'},    {"name", required_argument, 0, 'n'},
+        {"seconds", required_argument, 0, 's'}, {"width", required_argument, 0, 'w'},
+        {"height", required_argument, 0, 'h'},  {"json", required_argument, 0, 'j'},
+        {"only", required_argument, 0, 'o'},    {"t0", required_argument, 0, 'T'},
+        {"slots", required_argument, 0, 'S'},   {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
@@ -351,6 +349,9 @@ int main(int argc, char **argv)
         case 'h':
             g_height = atoi(optarg);
             break;
+        case 'S':
+            g_slots = atoi(optarg);
+            break;
         case 'T':
             g_t0 = atof(optarg);
             break;
@@ -361,10 +362,10 @@ int main(int argc, char **argv)
             json = optarg;
             break;
         default:
-            fprintf(
-                stderr,
-                "usage: %s [--seconds S] [--width W --height H] [--only TRANSPORT] [--json FILE]\n",
-                argv[0]);
+            fprintf(stderr,
+                    "usage: %s [--seconds S] [--width W --height H] [--slots N] [--only TRANSPORT] "
+                    "[--json FILE]\n",
+                    argv[0]);
             return 2;
         }
     }
