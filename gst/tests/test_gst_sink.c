@@ -245,8 +245,8 @@ static void test_pipelines(void **state)
         gt_wait_eos(p, pdesc);
         guint64 published = gt_stat(p, "sink", "published");
         if (published != ref.n)
-            fail_msg("'%s': %" G_GUINT64_FORMAT " published, appsink got %u", chains[i], published,
-                     ref.n);
+            fail_msg("'%s': %" G_GUINT64_FORMAT " published, appsink got %u", chains[i].chain,
+                     published, ref.n);
         guint64 zc = gt_stat(p, "sink", "zero-copy"), cp = gt_stat(p, "sink", "copied"),
                 dt = gt_stat(p, "sink", "detached");
         int e = chains[i].expect;
