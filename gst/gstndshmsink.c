@@ -8,7 +8,9 @@
  * The rules that keep that safe:
  *  - The core allows one open loan per writer, and a loan reserves the next version. The pool
  *    therefore lends one buffer at a time: acquire() waits (on wr->cond, woken by commit,
- *    cancel and flushing) until the previous loan is committed or cancelled.
+ *    cancel and flushing) until the previous loan is committed or cancelled, at most
+ *    ACQUIRE_WAIT_US (an element holding one buffer while it acquires the next, a sink
+ *    holding its preroll buffer); then the buffer is plain memory, published by copy.
  *  - A loaned buffer dropped before it reaches render() cancels its loan when freed.
  *  - A buffer that is not the open loan (a copy, or a pool buffer already committed that
  *    comes back, as videorate's duplicates do) while a loan is open: the open loan is
@@ -232,6 +234,8 @@ typedef struct {
     GstBufferPoolClass parent_class;
 } NdshmSinkPoolClass;
 
+#define ACQUIRE_WAIT_US (1 * G_TIME_SPAN_SECOND)
+
 static GType ndshm_sink_pool_get_type(void);
 G_DEFINE_TYPE(NdshmSinkPool, ndshm_sink_pool, GST_TYPE_BUFFER_POOL)
 
@@ -313,12 +317,20 @@ static GstFlowReturn pool_acquire(GstBufferPool *bp, GstBuffer **out,
     if (!p->have_layout)
         return GST_FLOW_NOT_NEGOTIATED;
     g_mutex_lock(&wr->lock);
-    while (p->lend && wr->open_loan != 0 && !wr->closed && !GST_BUFFER_POOL_IS_FLUSHING(bp)) {
+    /* An element that holds one pool buffer while it acquires the next, or a sink holding
+     * its preroll buffer, would wait forever: after ACQUIRE_WAIT_US the buffer is plain
+     * memory instead (published by copy; render() detaches the open loan if it must). */
+    gint64 until = g_get_monotonic_time() + ACQUIRE_WAIT_US;
+    gboolean lend = p->lend;
+    while (lend && wr->open_loan != 0 && !wr->closed && !GST_BUFFER_POOL_IS_FLUSHING(bp)) {
         if (params && (params->flags & GST_BUFFER_POOL_ACQUIRE_FLAG_DONTWAIT)) {
             g_mutex_unlock(&wr->lock);
             return GST_FLOW_EOS;
         }
-        g_cond_wait(&wr->cond, &wr->lock);
+        if (!g_cond_wait_until(&wr->cond, &wr->lock, until)) {
+            GST_DEBUG_OBJECT(bp, "previous loan still open: plain memory");
+            lend = FALSE;
+        }
     }
     if (GST_BUFFER_POOL_IS_FLUSHING(bp)) {
         g_mutex_unlock(&wr->lock);
@@ -326,7 +338,7 @@ static GstFlowReturn pool_acquire(GstBufferPool *bp, GstBuffer **out,
     }
     void *data = NULL;
     int rc = NDSHM_E_STATE;
-    if (p->lend && !wr->closed) {
+    if (lend && !wr->closed) {
         ndshm_extra ex = NDSHM_EXTRA_INIT;
         ex.meta = p->caps;
         ex.meta_len = (uint32_t)p->caps_len;

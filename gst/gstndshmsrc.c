@@ -797,10 +797,16 @@ static GstFlowReturn read_one(GstNdshmSrc *s, gboolean every, gboolean zero_copy
                                map.size, s->meta, NDSHM_META_MAX, &info);
         gst_buffer_unmap(buf, &map);
         *status = rc;
-        if (rc == NDSHM_E_TOO_SMALL && info.nbytes > size && info.nbytes <= G_MAXUINT) {
+        if (rc == NDSHM_E_TOO_SMALL) {
             gst_buffer_unref(buf);
-            size = (gsize)info.nbytes;
-            continue;
+            if (info.nbytes > size && info.nbytes <= G_MAXUINT) {
+                size = (gsize)info.nbytes;
+                continue;
+            }
+            GST_ELEMENT_ERROR(s, STREAM, FORMAT,
+                              ("A version of channel '%s' is too large to stream", s->name),
+                              ("%" G_GUINT64_FORMAT " bytes", (guint64)info.nbytes));
+            return GST_FLOW_ERROR;
         }
         if (rc != NDSHM_OK) {
             gst_buffer_unref(buf);
@@ -809,9 +815,7 @@ static GstFlowReturn read_one(GstNdshmSrc *s, gboolean every, gboolean zero_copy
                 s->contended++;
                 GST_OBJECT_UNLOCK(s);
             }
-            if (rc < 0 && rc != NDSHM_E_TOO_SMALL)
-                return GST_FLOW_CUSTOM_SUCCESS; /* the caller reports it */
-            return GST_FLOW_CUSTOM_SUCCESS;
+            return GST_FLOW_CUSTOM_SUCCESS; /* the caller waits, retries or reports rc */
         }
         gst_buffer_set_size(buf, (gssize)info.nbytes);
         ret = ensure_caps(s, &info, s->meta);
@@ -899,7 +903,7 @@ static GstFlowReturn src_create(GstPushSrc *ps, GstBuffer **out)
         GstFlowReturn ret = read_one(s, every, zero_copy, &st, out);
         if (ret != GST_FLOW_CUSTOM_SUCCESS)
             return ret;
-        if (st < 0 && st != NDSHM_E_TOO_SMALL) {
+        if (st < 0) {
             GST_ELEMENT_ERROR(
                 s, RESOURCE, READ,
                 ("Could not read ndshm channel '%s': %s", s->name, ndshm_strerror(st)),

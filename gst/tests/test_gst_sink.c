@@ -269,6 +269,46 @@ static void test_pipelines(void **state)
     }
 }
 
+/* A sink holding its preroll buffer (a loan) while the pipeline stays PAUSED: upstream's next
+ * acquire cannot get a loan and falls back to plain memory after a second, so nothing hangs;
+ * the versions are still exactly the frames, in order. */
+static void test_preroll_fallback(void **state)
+{
+    (void)state;
+    static const Case c = {"RGB", 160, 120, NDSHM_UINT8, 3, 3};
+    gchar *caps = caps_of(&c);
+    gchar *rdesc = g_strdup_printf("videotestsrc num-buffers=%d pattern=ball ! %s ! appsink "
+                                   "name=out sync=false",
+                                   FRAMES, caps);
+    GtFrames ref = {0};
+    assert_true(gt_run(rdesc, 120, &ref, NULL));
+    const char *chan = tu_name("preroll");
+    gchar *pdesc = g_strdup_printf("videotestsrc num-buffers=%d pattern=ball ! %s ! queue ! "
+                                   "ndshmsink name=sink channel=%s slots=128 "
+                                   "unlink-on-close=false sync=false",
+                                   FRAMES, caps, chan);
+    GstElement *p = gt_launch(pdesc);
+    gst_element_set_state(p, GST_STATE_PAUSED);
+    gt_wait_state(p, GST_STATE_PAUSED);
+    tu_sleep_ms(2500); /* > the pool's 1 s wait */
+    gst_element_set_state(p, GST_STATE_PLAYING);
+    gt_wait_eos(p, pdesc);
+    assert_int_equal(gt_stat(p, "sink", "published"), FRAMES);
+    guint64 zc = gt_stat(p, "sink", "zero-copy"), cp = gt_stat(p, "sink", "copied");
+    if (zc < 1 || cp < 1 || zc + cp != FRAMES)
+        fail_msg("%" G_GUINT64_FORMAT " zero-copy, %" G_GUINT64_FORMAT
+                 " copied: expected the preroll buffer in place and plain buffers after it",
+                 zc, cp);
+    gst_element_set_state(p, GST_STATE_NULL);
+    gst_object_unref(p);
+    check_channel(&c, chan, &ref);
+    assert_int_equal(ndshm_unlink(chan), NDSHM_OK);
+    gt_frames_clear(&ref);
+    g_free(caps);
+    g_free(rdesc);
+    g_free(pdesc);
+}
+
 int main(int argc, char **argv)
 {
     gt_init(&argc, &argv);
@@ -276,6 +316,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_formats),
         cmocka_unit_test(test_gst_launch),
         cmocka_unit_test(test_pipelines),
+        cmocka_unit_test(test_preroll_fallback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
