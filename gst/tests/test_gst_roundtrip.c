@@ -112,6 +112,39 @@ static void test_video_latest(void **state)
     g_free(qdesc);
 }
 
+/* do-timestamp=true (arrival time) and is-live=false (a non-live source: it prerolls): the
+ * same frames, with valid, non-decreasing timestamps. */
+static void test_timestamps_and_liveness(void **state)
+{
+    (void)state;
+    GtFrames ref = {0};
+    assert_true(gt_run(VIDEO " ! appsink name=out sync=false", 120, &ref, NULL));
+    const char *props[] = {"do-timestamp=true", "is-live=false", "timestamp-mode=publish"};
+    for (size_t i = 0; i < G_N_ELEMENTS(props); i++) {
+        const char *chan = tu_name("stamps");
+        gchar *pdesc = g_strdup_printf(VIDEO " ! ndshmsink channel=%s slots=128 sync=false", chan);
+        gchar *qdesc = g_strdup_printf("ndshmsrc name=src channel=%s mode=every %s ! appsink "
+                                       "name=out sync=false",
+                                       chan, props[i]);
+        GtFrames got = {0};
+        GstElement *q;
+        gt_round_trip(pdesc, qdesc, &got, &q);
+        assert_int_equal(got.n, ref.n);
+        for (guint k = 0; k < got.n; k++) {
+            if (!g_bytes_equal(got.f[k].bytes, ref.f[k].bytes))
+                fail_msg("%s: frame %u differs", props[i], k);
+            if (!GST_CLOCK_TIME_IS_VALID(got.f[k].pts) || (k && got.f[k].pts < got.f[k - 1].pts))
+                fail_msg("%s: frame %u PTS %" GST_TIME_FORMAT " after %" GST_TIME_FORMAT, props[i],
+                         k, GST_TIME_ARGS(got.f[k].pts), GST_TIME_ARGS(k ? got.f[k - 1].pts : 0));
+        }
+        gt_stop(q);
+        gt_frames_clear(&got);
+        g_free(pdesc);
+        g_free(qdesc);
+    }
+    gt_frames_clear(&ref);
+}
+
 typedef struct {
     const char *format;
     int channels;
@@ -181,6 +214,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_video_every),
         cmocka_unit_test(test_video_latest),
         cmocka_unit_test(test_audio),
+        cmocka_unit_test(test_timestamps_and_liveness),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
