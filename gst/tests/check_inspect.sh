@@ -22,5 +22,7 @@ done
 for t in "$sink" "$src"; do
     grep -q "GRAY16_LE" <<<"$t" && grep -q "F64LE" <<<"$t" || fail "pad template caps incomplete"
 done
-gst-inspect-1.0 ndshm | grep -q "ndshmsink" || fail "plugin 'ndshm' does not list ndshmsink"
+plugin=$(gst-inspect-1.0 ndshm 2>&1) || fail "gst-inspect-1.0 ndshm: $plugin"
+grep -q "ndshmsink" <<<"$plugin" && grep -q "ndshmsrc" <<<"$plugin" ||
+    fail "plugin 'ndshm' does not list both elements"
 echo "gst-inspect: ndshmsink and ndshmsrc documented"
