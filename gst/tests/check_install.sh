@@ -11,7 +11,8 @@ cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
 case $plugindir in /*) dir=$plugindir ;; *) dir=$tmp/prefix/$plugindir ;; esac
 so=$dir/libgstndshm.so
 test -f "$so" || { echo "FAIL: $so not installed" >&2; exit 1; }
-if ldd "$so" | grep -q libndshm; then
+deps=$(ldd "$so")
+if grep -q libndshm <<<"$deps"; then
     echo "FAIL: the installed plugin needs libndshm.so" >&2; exit 1
 fi
 export GST_PLUGIN_PATH=$dir GST_REGISTRY_1_0=$tmp/registry.bin NDSHM_DIR=$tmp
