@@ -66,3 +66,8 @@ row python "Python, numpy view" "the same zero-copy view as a numpy array; the e
 echo "  latency: publish to read (CLOCK_MONOTONIC). dropped: frames published while a consumer was busy"
 echo "  (these read the newest frame: a consumer that falls behind skips frames, and counts them)."
 sed -n 's/^sensor: /  sensor (read_next, every block in order): /p' "$logs/sensor"
+# GStreamer elements (ndshmsink/ndshmsrc), when the plugin was built: scripts/demo-gst.sh
+if [ -d out/demo/lib/gstreamer-1.0 ]; then
+    echo
+    bash scripts/demo-gst.sh
+fi
