@@ -4,7 +4,7 @@
 ndshm_install_deps() {
     local pkgs=(build-essential cmake pkg-config git liburcu-dev libcmocka-dev libbenchmark-dev
         libzmq3-dev zlib1g-dev clang libclang-rt-14-dev python3 python3-numpy python3-pytest
-        python3-pandas python3-xarray spin gnuplot-nox "$@")
+        python3-pandas python3-xarray spin gnuplot-nox iceoryx libiceoryx-binding-c-dev "$@")
     local missing=()
     for p in "${pkgs[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
