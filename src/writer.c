@@ -546,7 +546,10 @@ static int loan_impl(ndshm_writer *w, int dtype, uint32_t ndim, const uint64_t *
     if (w->loan)
         return NDSHM_E_STATE;
     uint64_t nbytes;
-    int rc = ndshm_array_nbytes(dtype, ndim, shape, &nbytes);
+    int rc = NDSHM_OK;
+    /* The inlined check first; the public one only to name what is wrong. */
+    if ((ndim && !shape) || !ndshm__nbytes(dtype, ndim, shape, &nbytes))
+        rc = ndshm_array_nbytes(dtype, ndim, shape, &nbytes);
     if (rc == NDSHM_OK)
         rc = extra_check(x);
     if (rc)
@@ -791,6 +794,7 @@ int ndshm_writer_close(ndshm_writer *w)
          * descriptor was already closed at fork). */
         ndshm__unmap(&w->pending);
         ndshm__unmap(&w->data);
+        ndshm__waker_drop_bells(&w->waker);
         if (w->waker.pg)
             ndshm__os->shm_detach(w->waker.pg);
         ndshm__unmap(&w->ctlh.map);
