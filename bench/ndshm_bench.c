@@ -24,6 +24,7 @@
 #include <linux/futex.h>
 #include <linux/perf_event.h>
 #include <math.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -1262,6 +1263,160 @@ static void futex_measure(struct futex_ref *f)
             fmt_ns(f->wake_p50), f->state);
 }
 
+/* ----- waiting on many channels: waitsets --------------------------------------------------
+ * The writer (this process) owns `nchan` channels; a reader process waits on all of them and
+ * the writer publishes on one (channel 0), one message at a time with the gap of the blocking
+ * rows, so the waiter really sleeps. Latency = waiter's clock once ndshm_waitset_wait() has
+ * named the channel (or the poll of its descriptor returned and the wait named it, or a sweep
+ * of read_latest over every reader found it) - the writer's clock before the publish. */
+enum wsmode { WS_WAIT, WS_FD, WS_POLL };
+static const char *const WSNAME[] = {"ndshm_waitset_wait", "poll(ndshm_waitset_fd) + wait(0)",
+                                     "read_latest sweep over every reader (no waitset)"};
+struct wsrow {
+    uint32_t nchan;
+    enum wsmode mode;
+    struct stats lat;
+    double cl_before, cl_after;
+    const char *state;
+    int ok;
+};
+
+static int ws_once(struct wsrow *row, uint64_t n)
+{
+    uint32_t nc = row->nchan;
+    ndshm_writer **w = calloc(nc, sizeof *w);
+    char base[64];
+    snprintf(base, sizeof base, "ndshm-bench-%d-ws", (int)getpid());
+    ndshm_options o = NDSHM_OPTIONS_INIT;
+    o.flags = NDSHM_UNLINK_ON_CLOSE;
+    for (uint32_t i = 0; i < nc; i++) {
+        char name[96];
+        snprintf(name, sizeof name, "%s%u", base, i);
+        int rc = ndshm_writer_create(name, &o, &w[i]);
+        if (rc)
+            die("ndshm_writer_create (waitset row)", rc);
+    }
+    shared_reset();
+    atomic_store(&sh->received, 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        pin(cfg.cpu_r);
+        ndshm_reader **r = calloc(nc, sizeof *r);
+        ndshm_waitset *ws = NULL;
+        ndshm_options ro = NDSHM_OPTIONS_INIT;
+        ro.spin_ns = 1;
+        if (row->mode != WS_POLL && ndshm_waitset_create(&ws))
+            _exit(2);
+        for (uint32_t i = 0; i < nc; i++) {
+            char name[96];
+            snprintf(name, sizeof name, "%s%u", base, i);
+            if (ndshm_reader_open(name, &ro, &r[i]) || (ws && ndshm_waitset_add(ws, r[i], i)))
+                _exit(3);
+        }
+        int fd = -1;
+        if (row->mode == WS_FD && ndshm_waitset_fd(ws, &fd))
+            _exit(4);
+        atomic_store(&sh->ready, 1);
+        unsigned char buf[64];
+        ndshm_info info;
+        for (uint64_t i = 1; i <= WARMUP + n; i++) {
+            uint64_t key[8];
+            size_t cnt = 0;
+            int found = 0;
+            while (!found) {
+                if (row->mode == WS_POLL) {
+                    for (uint32_t k = 0; k < nc && !found; k++)
+                        if (ndshm_read_latest(r[k], buf, sizeof buf, &info) == NDSHM_OK)
+                            found = k == 0 ? 1 : -1;
+                    continue;
+                }
+                if (row->mode == WS_FD) {
+                    struct pollfd pf = {fd, POLLIN, 0};
+                    if (poll(&pf, 1, 2000) < 0)
+                        _exit(5);
+                    if (ndshm_waitset_wait(ws, 0, key, 8, &cnt) != NDSHM_OK)
+                        continue;
+                } else if (ndshm_waitset_wait(ws, 2000000000, key, 8, &cnt) != NDSHM_OK) {
+                    continue;
+                }
+                found = cnt == 1 && key[0] == 0 ? 1 : -1;
+                if (ndshm_read_latest(r[key[0]], buf, sizeof buf, &info) != NDSHM_OK)
+                    found = -1;
+            }
+            uint64_t t = now_ns();
+            if (found < 0 || info.version != i)
+                atomic_fetch_add(&sh->errors, 1);
+            sh->lat[i] = t - atomic_load_explicit(&sh->t0[i], memory_order_relaxed);
+            atomic_store_explicit(&sh->ack, i, memory_order_release);
+        }
+        ndshm_waitset_close(ws);
+        for (uint32_t i = 0; i < nc; i++)
+            ndshm_reader_close(r[i]);
+        _exit(0);
+    }
+    pin(cfg.cpu_w);
+    int fail = await_ge(&sh->ready, 1) != 0;
+    const uint64_t dims[1] = {64};
+    unsigned char src[64] = {0};
+    for (uint64_t i = 1; !fail && i <= WARMUP + n; i++) {
+        spin_until(now_ns() + 200000);
+        uint64_t t0 = now_ns();
+        atomic_store_explicit(&sh->t0[i], t0, memory_order_relaxed);
+        if (ndshm_publish(w[0], NDSHM_UINT8, 1, dims, src, NULL) || await_ge(&sh->ack, i))
+            fail = 1;
+    }
+    if (fail)
+        kill(pid, SIGKILL);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || atomic_load(&sh->errors))
+        fail = 1;
+    for (uint32_t i = 0; i < nc; i++)
+        ndshm_writer_close(w[i]);
+    free(w);
+    row->lat = stats_of(sh->lat + WARMUP + 1, n);
+    return fail ? -1 : 0;
+}
+
+/* System V segments that can still be created (kernel.shmmni minus those in use): each
+ * writer makes one wait page, each waitset one doorbell. */
+static uint32_t sysv_headroom(void)
+{
+    FILE *f = fopen("/proc/sys/kernel/shmmni", "r");
+    long mni = 4096, used = 0;
+    if (f) {
+        if (fscanf(f, "%ld", &mni) != 1)
+            mni = 4096;
+        fclose(f);
+    }
+    f = fopen("/proc/sysvipc/shm", "r");
+    char line[512];
+    while (f && fgets(line, sizeof line, f))
+        used++;
+    if (f)
+        fclose(f);
+    used = used > 0 ? used - 1 : 0; /* header line */
+    return mni > used ? (uint32_t)(mni - used) : 0;
+}
+
+static void ws_measure(struct wsrow *row)
+{
+    uint64_t n = cfg.quick ? 200 : 2000;
+    for (int a = 0; a < 3; a++) {
+        row->cl_before = pingpong();
+        row->ok = ws_once(row, n) == 0;
+        row->cl_after = pingpong();
+        int same = (row->cl_before < FAST_LIMIT_NS) == (row->cl_after < FAST_LIMIT_NS);
+        row->state = same ? state_of(row->cl_before) : "mixed";
+        if (same || !row->ok)
+            break;
+    }
+    fprintf(stderr, "  %u channel(s), %-48s p50 %-10s p99 %-10s [%s]%s\n", row->nchan,
+            WSNAME[row->mode], fmt_ns(row->lat.p50), fmt_ns(row->lat.p99), row->state,
+            row->ok ? "" : " FAILED");
+}
+
 /* ----- syscalls made by a publish --------------------------------------------------------- */
 
 struct sysc {
@@ -1647,6 +1802,9 @@ struct target {
 static struct row rows[NROWS * NSIZES];
 static struct rtt rtts[3 * NRT_SIZES];
 static int nrtt, have_iox;
+static struct wsrow wsrows[8];
+static int nws;
+static uint32_t ws_many;
 static int nrows_done;
 static struct futex_ref fref;
 static struct sysc sysc;
@@ -1721,6 +1879,38 @@ static void eval_goals_wait(void)
         t->state = w64->state;
         snprintf(t->detail, sizeof t->detail, "%s / %s [futex %s]", fmt_ns(w64->lat.p50),
                  fmt_ns(fref.lat.p50), fref.state);
+    }
+    struct wsrow *one = NULL, *many = NULL, *sweep = NULL;
+    for (int i = 0; i < nws; i++) {
+        if (!wsrows[i].ok)
+            continue;
+        if (wsrows[i].nchan == 1 && wsrows[i].mode == WS_WAIT)
+            one = &wsrows[i];
+        if (wsrows[i].nchan > 1 && wsrows[i].mode == WS_WAIT)
+            many = &wsrows[i];
+        if (wsrows[i].nchan > 1 && wsrows[i].mode == WS_POLL)
+            sweep = &wsrows[i];
+    }
+    t = add_target("G3 waitset wake, 1 channel / bare futex wake-up", 1.2);
+    t->goal = 1;
+    if (one && fref.lat.n) {
+        t->value = one->lat.p50 / fref.lat.p50;
+        t->known = same_state(one->state, fref.state);
+        t->state = one->state;
+        snprintf(t->detail, sizeof t->detail, "%s / %s [futex %s]", fmt_ns(one->lat.p50),
+                 fmt_ns(fref.lat.p50), fref.state);
+    }
+    char wname[96];
+    snprintf(wname, sizeof wname, "G3 waitset, %u idle channels / 1 channel", ws_many);
+    t = add_target(wname, 2.0);
+    t->goal = 1;
+    if (one && many) {
+        t->value = many->lat.p50 / one->lat.p50;
+        t->known = same_state(many->state, one->state);
+        t->state = many->state;
+        snprintf(t->detail, sizeof t->detail, "%s / %s; polling them all instead: %s [%s]",
+                 fmt_ns(many->lat.p50), fmt_ns(one->lat.p50), sweep ? fmt_ns(sweep->lat.p50) : "–",
+                 one->state);
     }
     t = add_target("G3 syscalls in publishes while nobody waits", 0);
     t->goal = 1;
@@ -1963,6 +2153,19 @@ static void write_md(FILE *f, const char *cmdline, double secs)
             md_target(f, t);
         }
     }
+    if (nws) {
+        fprintf(f, "\n### Waiting on many channels (64 B, writer publishes on one channel every "
+                   "200 µs; latency = publish → the waiter knows which channel and holds the "
+                   "version)\n\n| channels | how | n | min | median | p99 | state |\n"
+                   "|---|---|---|---|---|---|---|\n");
+        for (int i = 0; i < nws; i++) {
+            const struct wsrow *r = &wsrows[i];
+            fprintf(f, "| %u | %s | %" PRIu64 " | %s | %s | %s | %s %.0f/%.0f%s |\n", r->nchan,
+                    WSNAME[r->mode], r->lat.n, fmt_ns(r->lat.min), fmt_ns(r->lat.p50),
+                    fmt_ns(r->lat.p99), r->state, r->cl_before, r->cl_after,
+                    r->ok ? "" : " FAILED");
+        }
+    }
     if (nrtt) {
         fprintf(f, "\n### Round trip / 2 (iceperf's method: copy in, copy out, both sides "
                    "busy-poll)\n\n| transport | size | n | min | median | p99 | state |\n"
@@ -2106,6 +2309,14 @@ static void write_json(FILE *f, double secs)
         json_stats(f, &rtts[i].half);
         fprintf(f, ", \"state\": \"%s\", \"ok\": %s}", rtts[i].state ? rtts[i].state : "",
                 rtts[i].ok ? "true" : "false");
+    }
+    fprintf(f, "],\n  \"waitsets\": [");
+    for (int i = 0; i < nws; i++) {
+        fprintf(f, "%s{\"channels\": %u, \"mode\": \"%s\", ", i ? ", " : "", wsrows[i].nchan,
+                WSNAME[wsrows[i].mode]);
+        json_stats(f, &wsrows[i].lat);
+        fprintf(f, ", \"state\": \"%s\", \"ok\": %s}", wsrows[i].state ? wsrows[i].state : "",
+                wsrows[i].ok ? "true" : "false");
     }
     fprintf(f, "],\n");
     fprintf(f, "  \"publish_readers\": [");
@@ -2299,6 +2510,24 @@ int main(int argc, char **argv)
     starve_measure(&starve);
     pubr_measure(&pubr[0], 64);
     pubr_measure(&pubr[1], 6220800);
+    fprintf(stderr, "waiting on many channels:\n");
+    uint32_t room = sysv_headroom();
+    ws_many = cfg.quick ? 256 : 4096;
+    if (ws_many + 8 > room) /* one wait page per writer, one doorbell per waitset */
+        ws_many = room > 8 ? room - 8 : 1;
+    if (ws_many < (cfg.quick ? 256u : 4096u))
+        fprintf(stderr, "  kernel.shmmni leaves room for %u System V segments: %u channels\n", room,
+                ws_many);
+    static const struct {
+        int many;
+        enum wsmode mode;
+    } wsplan[] = {{0, WS_WAIT}, {0, WS_FD}, {1, WS_WAIT}, {1, WS_FD}, {1, WS_POLL}};
+    for (unsigned i = 0; i < sizeof wsplan / sizeof wsplan[0]; i++) {
+        struct wsrow *wr = &wsrows[nws++];
+        wr->nchan = wsplan[i].many ? ws_many : 1;
+        wr->mode = wsplan[i].mode;
+        ws_measure(wr);
+    }
     double secs = (double)(now_ns() - t_start) / 1e9;
     eval_targets();
 
