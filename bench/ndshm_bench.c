@@ -1184,8 +1184,8 @@ static void rtt_measure(struct rtt *t)
     uint64_t n = (uint64_t)(cfg.budget_s * 0.5e9 / (40e3 + 5.0 * cp));
     if (n > MAX_SAMPLES)
         n = MAX_SAMPLES;
-    if (n < 30)
-        n = 30;
+    if (n < 60)
+        n = 60;
     for (t->attempts = 1; t->attempts <= 3; t->attempts++) {
         t->cl_before = pingpong();
         t->ok = rtt_once(t, n) == 0;

@@ -450,6 +450,9 @@ NDSHM_INTERNAL void ndshm__slot_invalidate(struct ndshm__slot *s);
  * seq, after ndshm__slot_fill(). */
 NDSHM_INTERNAL void ndshm__slot_seed(struct ndshm__slot *s, uint64_t publish_ns);
 NDSHM_INTERNAL void ndshm__store_payload(void *dst, const void *src, uint64_t n);
+/* The same with non-temporal stores (x86-64; elsewhere and under TSan: the plain copy),
+ * fenced so that W3 orders after them. */
+NDSHM_INTERNAL void ndshm__store_payload_nt(void *dst, const void *src, uint64_t n);
 
 /* Result of one optimistic attempt at a slot. */
 enum ndshm__try {
