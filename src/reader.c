@@ -11,10 +11,11 @@
  * threads on one handle each version of read_next goes to exactly one of them.
  */
 #define _GNU_SOURCE
-/* liburcu-bp's read-side lock and unlock inlined (its static inline versions, under the
- * LGPL-2.1 like the rest of liburcu): a few loads and stores instead of two calls into the
- * shared library, each with its own thread-local lookup. */
-#define _LGPL_SOURCE
+/* liburcu-bp's read lock is called, not inlined: its static inline version (_LGPL_SOURCE)
+ * saved 56 instructions per read but reads struct urcu_bp_reader, which liburcu 0.13's arena
+ * places at 32-byte offsets although the header declares it 128-byte aligned (UBSan:
+ * misaligned member access), ties the library to liburcu's internal layout, and would put LGPL
+ * code into ndshm's object code (docs/benchmarks.md, "Changes that did not pay"). */
 #include <pthread.h>
 #include <string.h>
 #include <time.h>
