@@ -209,7 +209,8 @@ static int bell_orphaned(int id)
     return shmctl(id, IPC_STAT, &ds) == 0 && ds.shm_nattch <= 1;
 }
 
-static void ring(struct ndshm__waitpg *pg, struct ndshm__waker *wk, uint32_t nbells)
+__attribute__((noinline)) static void ring(struct ndshm__waitpg *pg, struct ndshm__waker *wk,
+                                           uint32_t nbells)
 {
     struct ndshm__bellc *c = wk->bells;
     if (!c) {
