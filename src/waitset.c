@@ -274,19 +274,25 @@ size_t ndshm_waitset_size(const ndshm_waitset *ws)
     return ws ? ws->n : 0;
 }
 
-/* Take the doorbell's bits into pending. */
+/* Take the doorbell's bits into pending; bits of no member (set by anyone: the page is
+ * writable by all) are dropped, so they cannot keep the owner from sleeping. */
 static void take_bits(ndshm_waitset *ws)
 {
     uint32_t words = (ws->cap + 63) / 64;
-    for (uint32_t w = 0; w < words; w++)
-        if (atomic_load_explicit(&ws->bell->bits[w], memory_order_relaxed))
-            ws->pending[w] |= atomic_exchange_explicit(&ws->bell->bits[w], 0, memory_order_seq_cst);
+    for (uint32_t w = 0; w < WORDS; w++) {
+        if (!atomic_load_explicit(&ws->bell->bits[w], memory_order_relaxed))
+            continue;
+        uint64_t b = atomic_exchange_explicit(&ws->bell->bits[w], 0, memory_order_seq_cst);
+        if (w < words)
+            ws->pending[w] |= b;
+    }
 }
 
+/* Outside mu (the helper thread sleeps while the owner adds members): every word, not just
+ * those of the current members (2 KiB of loads, once per sleep). */
 static int any_bits(const ndshm_waitset *ws)
 {
-    uint32_t words = (ws->cap + 63) / 64;
-    for (uint32_t w = 0; w < words; w++)
+    for (uint32_t w = 0; w < WORDS; w++)
         if (atomic_load_explicit(&ws->bell->bits[w], memory_order_seq_cst))
             return 1;
     return 0;
