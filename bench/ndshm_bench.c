@@ -24,6 +24,7 @@
 #include <linux/futex.h>
 #include <linux/perf_event.h>
 #include <math.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -55,8 +56,8 @@
 static const uint64_t SIZES[] = {64, 4096, 65536, 1048576, 6220800, 33177600};
 #define NSIZES (sizeof SIZES / sizeof SIZES[0])
 
-enum transport { T_NDSHM, T_PIPE, T_UNIX, T_ZMQ };
-static const char *const TNAME[] = {"ndshm", "pipe", "unix", "zmq"};
+enum transport { T_NDSHM, T_PIPE, T_UNIX, T_ZMQ, T_SEQ };
+static const char *const TNAME[] = {"ndshm", "pipe", "unix", "zmq", "seqlock"};
 
 struct rowspec {
     enum transport t;
@@ -66,7 +67,9 @@ struct rowspec {
 };
 static const struct rowspec ROWS[] = {
     {T_NDSHM, 0, 0, "ndshm copy, busy-poll"},
+    {T_SEQ, 0, 0, "bare seqlock copy, busy-poll"},
     {T_NDSHM, 0, 1, "ndshm zero-copy, busy-poll"},
+    {T_SEQ, 0, 1, "bare seqlock zero-copy, busy-poll"},
     {T_NDSHM, 1, 0, "ndshm copy, wait"},
     {T_NDSHM, 1, 1, "ndshm zero-copy, wait"},
     {T_PIPE, 1, 0, "pipe"},
@@ -84,6 +87,7 @@ static struct {
     double budget_s;    /* latency phase per row */
     double rate_s;      /* rate phase per row */
     unsigned size_mask; /* --sizes: bit i = SIZES[i]; 0 = default set */
+    uint32_t slots;     /* ring slots of the ndshm channels and the bare seqlock (--slots) */
 } cfg;
 
 /* ----- small helpers --------------------------------------------------------------------- */
@@ -311,6 +315,108 @@ struct memref {
 static struct memref mem[NSIZES];
 static const struct memref *find_mem(uint64_t size);
 
+static void stamp(unsigned char *p, uint64_t size, uint64_t idx);
+static int stamp_ok(const unsigned char *p, uint64_t size, uint64_t idx);
+
+/* ----- reference: a bare seqlock ring --------------------------------------------------------
+ * The floor a seqlock channel can reach on this machine: the same ring as ndshm (the same slot
+ * count, slot v % N, the payload 64-byte aligned after a one-line header, page aligned from 64
+ * KiB, in a tmpfs-backed mapping with its pages reserved) and nothing else: no header
+ * validation, no info, no RCU, no clock reads. Writer: seq odd (relaxed) + release fence, the
+ * version word and the payload, seq even (release), head (release). Reader: head (acquire), seq
+ * (acquire), version, payload, acquire fence, seq again. */
+struct seqslot {
+    _Alignas(64) _Atomic uint64_t seq;
+    _Atomic uint64_t version;
+};
+struct seqreg {
+    unsigned char *base; /* line 0: head; slots from 4096 */
+    uint64_t map_size, stride, poff;
+    uint32_t slots;
+};
+
+static void seq_create(struct seqreg *q, uint64_t size, uint32_t slots)
+{
+    q->slots = slots;
+    q->poff = size >= 65536 ? 4096 : 64;
+    uint64_t align = size >= 65536 ? 4096 : 64;
+    q->stride = (q->poff + size + align - 1) / align * align;
+    q->map_size = 4096 + (uint64_t)slots * q->stride;
+    int fd = (int)syscall(SYS_memfd_create, "ndshm-bench-seqlock", 0u);
+    if (fd < 0 || ftruncate(fd, (off_t)q->map_size) != 0 ||
+        posix_fallocate(fd, 0, (off_t)q->map_size) != 0)
+        die("memfd", NDSHM_E_SYS);
+    q->base = mmap(NULL, q->map_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (q->base == MAP_FAILED)
+        die("mmap seqlock", NDSHM_E_SYS);
+}
+
+static void seq_destroy(struct seqreg *q)
+{
+    if (q->base)
+        munmap(q->base, q->map_size);
+    q->base = NULL;
+}
+
+static inline _Atomic uint64_t *seq_head(const struct seqreg *q)
+{
+    return (_Atomic uint64_t *)(void *)q->base;
+}
+
+static inline struct seqslot *seq_slot(const struct seqreg *q, uint64_t v)
+{
+    return (struct seqslot *)(void *)(q->base + 4096 + (v % q->slots) * q->stride);
+}
+
+/* Publish version v: copy size bytes from src, or (src NULL: zero-copy) only the two stamp
+ * words in place. */
+static void seq_write(struct seqreg *q, uint64_t v, const void *src, uint64_t size)
+{
+    struct seqslot *s = seq_slot(q, v);
+    unsigned char *p = (unsigned char *)s + q->poff;
+    uint64_t seq = atomic_load_explicit(&s->seq, memory_order_relaxed);
+    atomic_store_explicit(&s->seq, seq + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    atomic_store_explicit(&s->version, v, memory_order_relaxed);
+    if (src)
+        memcpy(p, src, size);
+    else {
+        memcpy(p, &v, 8);
+        memcpy(p + size - 8, &v, 8);
+    }
+    atomic_store_explicit(&s->seq, seq + 2, memory_order_release);
+    atomic_store_explicit(seq_head(q), v, memory_order_release);
+}
+
+/* The newest version if newer than *last: 1 (copied into dst, or with dst NULL checked in place
+ * by its stamp words), 0 nothing new, 2 torn (retry). */
+static int seq_read(struct seqreg *q, uint64_t *last, void *dst, uint64_t size, uint64_t *idx)
+{
+    uint64_t h = atomic_load_explicit(seq_head(q), memory_order_acquire);
+    if (h <= *last)
+        return 0;
+    struct seqslot *s = seq_slot(q, h);
+    const unsigned char *p = (const unsigned char *)s + q->poff;
+    uint64_t s1 = atomic_load_explicit(&s->seq, memory_order_acquire);
+    if (s1 & 1)
+        return 2;
+    uint64_t ver = atomic_load_explicit(&s->version, memory_order_relaxed);
+    int good = 1;
+    if (dst)
+        memcpy(dst, p, size);
+    else
+        good = stamp_ok(p, size, h);
+    atomic_thread_fence(memory_order_acquire);
+    if (atomic_load_explicit(&s->seq, memory_order_relaxed) != s1 || ver != h)
+        return 2;
+    if (!good)
+        return -1;
+    *last = h;
+    *idx = h;
+    return 1;
+}
+
 /* ----- transports ------------------------------------------------------------------------- */
 
 struct tx {
@@ -322,6 +428,8 @@ struct tx {
     int fd[2]; /* pipe / socketpair: [0] reader end, [1] writer end */
     char ep[128];
     void *zctx, *zsock;
+    struct seqreg seq;  /* T_SEQ */
+    uint64_t seq_last;  /* T_SEQ reader: last version it got */
     unsigned char *buf; /* writer source / reader destination */
 };
 
@@ -379,9 +487,12 @@ static void tx_prepare(struct tx *x)
         ndshm_options o = NDSHM_OPTIONS_INIT;
         o.flags = NDSHM_UNLINK_ON_CLOSE;
         o.capacity = x->size;
+        o.slots = cfg.slots;
         int rc = ndshm_writer_create(x->chan, &o, &x->w);
         if (rc)
             die("ndshm_writer_create", rc);
+    } else if (x->spec.t == T_SEQ) {
+        seq_create(&x->seq, x->size, cfg.slots);
     } else if (x->spec.t == T_PIPE) {
         if (pipe(x->fd))
             die("pipe", NDSHM_E_SYS);
@@ -405,7 +516,7 @@ static void tx_reader_init(struct tx *x)
             die("ndshm_reader_open", rc);
     } else if (x->spec.t == T_PIPE || x->spec.t == T_UNIX) {
         close(x->fd[1]);
-    } else {
+    } else if (x->spec.t == T_ZMQ) {
 #ifdef NDSHM_BENCH_ZMQ
         x->zctx = zmq_ctx_new();
         x->zsock = zmq_socket(x->zctx, ZMQ_PULL);
@@ -438,6 +549,17 @@ static void tx_writer_init(struct tx *x)
 static int tx_send(struct tx *x, uint64_t idx, int record)
 {
     const uint64_t dims[1] = {x->size};
+    if (x->spec.t == T_SEQ) {
+        if (!x->spec.zc)
+            stamp(x->buf, x->size, idx);
+        uint64_t t0 = now_ns();
+        if (record)
+            atomic_store_explicit(&sh->t0[idx], t0, memory_order_relaxed);
+        seq_write(&x->seq, idx, x->spec.zc ? NULL : x->buf, x->size);
+        if (record)
+            sh->wside[idx] = now_ns() - t0;
+        return 0;
+    }
     if (x->spec.t == T_NDSHM && x->spec.zc) {
         /* Zero-copy: the producer writes in place (here only the two stamp words: filling the
          * frame is the producer's work, not the transport's). */
@@ -472,6 +594,8 @@ static int tx_send(struct tx *x, uint64_t idx, int record)
         rc = zmq_send(x->zsock, x->buf, x->size, 0) == (int)x->size ? 0 : -1;
 #endif
         break;
+    case T_SEQ: /* handled above */
+        break;
     }
     if (record)
         sh->wside[idx] = now_ns() - t0;
@@ -483,6 +607,12 @@ static int tx_send(struct tx *x, uint64_t idx, int record)
  * copy could not be had (CONTENDED / OVERWRITTEN). */
 static int tx_recv(struct tx *x, int latest, uint64_t *idx)
 {
+    if (x->spec.t == T_SEQ) {
+        int rc = seq_read(&x->seq, &x->seq_last, x->spec.zc ? NULL : x->buf, x->size, idx);
+        if (rc == 1 && !x->spec.zc && !stamp_ok(x->buf, x->size, *idx))
+            return -1;
+        return rc;
+    }
     if (x->spec.t == T_NDSHM) {
         int rc;
         if (x->spec.wait) {
@@ -535,7 +665,9 @@ static int tx_recv(struct tx *x, int latest, uint64_t *idx)
 
 static void tx_close_writer(struct tx *x)
 {
-    if (x->spec.t == T_NDSHM) {
+    if (x->spec.t == T_SEQ) {
+        seq_destroy(&x->seq);
+    } else if (x->spec.t == T_NDSHM) {
         ndshm_writer_close(x->w);
     } else if (x->spec.t == T_ZMQ) {
 #ifdef NDSHM_BENCH_ZMQ
@@ -613,7 +745,8 @@ static void reader_main(struct tx *x, uint64_t n)
         zmq_setsockopt(x->zsock, ZMQ_RCVTIMEO, &tmo, sizeof tmo);
     }
 #endif
-    if (x->spec.t != T_NDSHM) { /* drain until the writer closes, so it never blocks */
+    if (x->spec.t != T_NDSHM &&
+        x->spec.t != T_SEQ) { /* drain until the writer closes, so it never blocks */
         uint64_t idx;
         while (tx_recv(x, 0, &idx) == 1)
             ;
@@ -634,7 +767,8 @@ static int run_row_once(struct row *row)
     /* samples: as many as fit the time budget, by an estimate of the cost per message */
     const struct memref *mr = find_mem(row->size);
     double cp = mr && mr->ns > 0 ? mr->ns : (double)row->size / 10.0;
-    double per = (x.spec.wait ? 200e3 : 20e3) + 3.0 * cp + 40e3 * (x.spec.t != T_NDSHM);
+    double per =
+        (x.spec.wait ? 200e3 : 20e3) + 3.0 * cp + 40e3 * (x.spec.t != T_NDSHM && x.spec.t != T_SEQ);
     uint64_t n = (uint64_t)(cfg.budget_s * 1e9 / per);
     if (n > MAX_SAMPLES)
         n = MAX_SAMPLES;
@@ -700,6 +834,372 @@ static void run_row(struct row *row)
             row->rate_hz, row->state, row->cl_before, row->cl_after, row->ok ? "" : " FAILED");
 }
 
+/* ----- the iceoryx method: round trip / 2, copy in and copy out ---------------------------
+ * iceperf (iceoryx's own benchmark) measures latency as half a ping-pong round trip: side A
+ * copies a message in and sends it, side B receives it, copies it out, copies it into its
+ * reply and sends that, A receives and copies out. Both sides busy-poll. The same exchange is
+ * run here over ndshm (two channels, publish + read_latest), over the bare seqlock ring (two
+ * rings) and, when the harness is built with iceoryx's C binding and `iox-roudi` is found,
+ * over iceoryx itself (loan + memcpy + publish; take + memcpy + release), so the three are
+ * measured by the same code in the same run. */
+enum rtkind { RT_NDSHM, RT_SEQ, RT_IOX };
+static const char *const RTNAME[] = {"ndshm", "bare seqlock", "iceoryx"};
+static const uint64_t RT_SIZES[] = {64, 4096, 1048576, 6220800};
+#define NRT_SIZES (sizeof RT_SIZES / sizeof RT_SIZES[0])
+
+struct rtt {
+    enum rtkind kind;
+    uint64_t size;
+    struct stats half; /* round trip / 2 */
+    double cl_before, cl_after;
+    const char *state;
+    int ok, attempts;
+};
+
+/* One side's ends of the exchange. */
+struct rtend {
+    enum rtkind kind;
+    uint64_t size;
+    ndshm_writer *w; /* RT_NDSHM */
+    ndshm_reader *r;
+    struct seqreg *out, *in; /* RT_SEQ */
+    uint64_t in_last, out_v;
+    void *pub, *sub; /* RT_IOX: iox_pub_t, iox_sub_t */
+    unsigned char *src, *dst;
+};
+
+#ifdef NDSHM_BENCH_IOX
+#include <pwd.h>
+
+#include <iceoryx_binding_c/log.h>
+#include <iceoryx_binding_c/publisher.h>
+#include <iceoryx_binding_c/runtime.h>
+#include <iceoryx_binding_c/subscriber.h>
+
+static pid_t roudi_pid = -1, roudi_owner = -1;
+static char roudi_cfg[64];
+
+/* Start a RouDi (iceoryx's broker) with memory pools for the sizes measured; 0 when it runs. */
+static int roudi_start(void)
+{
+    snprintf(roudi_cfg, sizeof roudi_cfg, "/tmp/ndshm-bench-roudi-%d.toml", (int)getpid());
+    FILE *f = fopen(roudi_cfg, "w");
+    if (!f)
+        return -1;
+    fprintf(f, "[general]\nversion = 1\n\n[[segment]]\n\n");
+    for (unsigned i = 0; i < NRT_SIZES; i++)
+        fprintf(f, "[[segment.mempool]]\nsize = %" PRIu64 "\ncount = 12\n\n",
+                (RT_SIZES[i] + 1024 + 63) / 64 * 64);
+    fclose(f);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 1);
+        dup2(null, 2);
+        execlp("iox-roudi", "iox-roudi", "-c", roudi_cfg, (char *)NULL);
+        _exit(127);
+    }
+    if (pid < 0)
+        return -1;
+    /* A RouDi that cannot start (another one runs) exits at once; one that lives for 1.5 s has
+     * set up its memory (it reserves it before it serves anyone). */
+    for (int i = 0; i < 30; i++) {
+        usleep(50000);
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            fprintf(stderr, "  iceoryx: iox-roudi exited (%d; another RouDi running?): skipped\n",
+                    WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+            return -1;
+        }
+    }
+    roudi_pid = pid;
+    roudi_owner = getpid();
+    return 0;
+}
+
+static void roudi_stop(void)
+{
+    if (roudi_owner != getpid())
+        return; /* a child of the harness: the RouDi is the parent's */
+    if (roudi_pid > 0) {
+        kill(roudi_pid, SIGTERM);
+        waitpid(roudi_pid, NULL, 0);
+        /* RouDi leaves its segments behind when clients went away abruptly: ours to remove
+         * (the RouDi that made them was ours and has exited). */
+        struct passwd *pw = getpwuid(geteuid());
+        char seg[300];
+        unlink("/dev/shm/iceoryx_mgmt");
+        if (pw) {
+            snprintf(seg, sizeof seg, "/dev/shm/%s", pw->pw_name);
+            unlink(seg);
+        }
+    }
+    roudi_pid = -1;
+    unlink(roudi_cfg);
+}
+
+static int iox_open(struct rtend *e, int side)
+{
+    char name[64], s1[32];
+    snprintf(name, sizeof name, "ndshm-bench-%d", (int)getpid());
+    iox_set_loglevel(Iceoryx_LogLevel_Off);
+    iox_runtime_init(name);
+    snprintf(s1, sizeof s1, "%" PRIu64, e->size);
+    static iox_pub_storage_t ps;
+    static iox_sub_storage_t ss;
+    iox_pub_options_t po;
+    iox_pub_options_init(&po);
+    po.historyCapacity = 0;
+    iox_sub_options_t so;
+    iox_sub_options_init(&so);
+    so.queueCapacity = 1;
+    so.historyRequest = 0;
+    so.queueFullPolicy = QueueFullPolicy_DISCARD_OLDEST_DATA;
+    e->pub = iox_pub_init(&ps, "ndshm-bench", s1, side ? "pong" : "ping", &po);
+    e->sub = iox_sub_init(&ss, "ndshm-bench", s1, side ? "ping" : "pong", &so);
+    for (int i = 0; i < 1000; i++) { /* RouDi connects them asynchronously */
+        if (iox_pub_has_subscribers((iox_pub_t)e->pub) &&
+            iox_sub_get_subscription_state((iox_sub_t)e->sub) == SubscribeState_SUBSCRIBED)
+            return 0;
+        usleep(10000);
+    }
+    return -1;
+}
+
+static int iox_send(struct rtend *e)
+{
+    void *p;
+    if (iox_pub_loan_chunk((iox_pub_t)e->pub, &p, (uint32_t)e->size) != AllocationResult_SUCCESS)
+        return -1;
+    memcpy(p, e->src, e->size); /* copy in */
+    iox_pub_publish_chunk((iox_pub_t)e->pub, p);
+    return 0;
+}
+
+static int iox_recv(struct rtend *e)
+{
+    const void *p;
+    if (iox_sub_take_chunk((iox_sub_t)e->sub, &p) != ChunkReceiveResult_SUCCESS)
+        return 0;
+    memcpy(e->dst, p, e->size); /* copy out */
+    iox_sub_release_chunk((iox_sub_t)e->sub, p);
+    return 1;
+}
+
+static void iox_close(struct rtend *e)
+{
+    iox_sub_deinit((iox_sub_t)e->sub);
+    iox_pub_deinit((iox_pub_t)e->pub);
+    iox_runtime_shutdown();
+}
+#endif
+
+/* Send message idx (its number in the first and last words). */
+static int rt_send(struct rtend *e, uint64_t idx)
+{
+    stamp(e->src, e->size, idx);
+    const uint64_t dims[1] = {e->size};
+    switch (e->kind) {
+    case RT_NDSHM:
+        return ndshm_publish(e->w, NDSHM_UINT8, 1, dims, e->src, NULL);
+    case RT_SEQ:
+        seq_write(e->out, ++e->out_v, e->src, e->size);
+        return 0;
+    case RT_IOX:
+#ifdef NDSHM_BENCH_IOX
+        return iox_send(e);
+#endif
+        break;
+    }
+    return -1;
+}
+
+/* Busy-poll until message idx (or a later one) is copied out: 0, or -1 (wrong content, error,
+ * 10 s without it). */
+static int rt_recv(struct rtend *e, uint64_t idx)
+{
+    uint64_t deadline = now_ns() + 10000000000ull;
+    for (unsigned i = 0;; i++) {
+        int got = 0;
+        if (e->kind == RT_NDSHM) {
+            ndshm_info info;
+            int rc = ndshm_read_latest(e->r, e->dst, e->size, &info);
+            if (rc == NDSHM_OK)
+                got = 1;
+            else if (rc < 0)
+                return -1;
+        } else if (e->kind == RT_SEQ) {
+            uint64_t v;
+            got = seq_read(e->in, &e->in_last, e->dst, e->size, &v) == 1;
+        } else {
+#ifdef NDSHM_BENCH_IOX
+            got = iox_recv(e);
+#endif
+        }
+        if (got) {
+            uint64_t a;
+            memcpy(&a, e->dst, 8);
+            if (a == idx)
+                return stamp_ok(e->dst, e->size, idx) ? 0 : -1;
+        }
+        if ((i & 1023) == 1023 && now_ns() > deadline)
+            return -1;
+    }
+}
+
+static int rtt_run(const struct rtt *t, uint64_t n)
+{
+    struct seqreg ping = {0}, pong = {0};
+    char cping[64], cpong[64];
+    snprintf(cping, sizeof cping, "ndshm-bench-%d-ping", (int)getpid());
+    snprintf(cpong, sizeof cpong, "ndshm-bench-%d-pong", (int)getpid());
+    ndshm_options o = NDSHM_OPTIONS_INIT;
+    o.flags = NDSHM_UNLINK_ON_CLOSE;
+    o.capacity = t->size;
+    o.slots = cfg.slots;
+    struct rtend a = {.kind = t->kind, .size = t->size};
+    if (t->kind == RT_SEQ) {
+        seq_create(&ping, t->size, cfg.slots);
+        seq_create(&pong, t->size, cfg.slots);
+    } else if (t->kind == RT_NDSHM) {
+        int rc = ndshm_writer_create(cping, &o, &a.w);
+        if (rc)
+            die("ndshm_writer_create", rc);
+    }
+    shared_reset();
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork", NDSHM_E_SYS);
+    if (pid == 0) { /* side B: echo */
+        pin(cfg.cpu_r);
+        struct rtend b = {.kind = t->kind, .size = t->size};
+        b.src = xalloc(t->size);
+        b.dst = xalloc(t->size);
+        if (t->kind == RT_NDSHM) {
+            if (ndshm_reader_open(cping, NULL, &b.r) || ndshm_writer_create(cpong, &o, &b.w))
+                _exit(2);
+        } else if (t->kind == RT_SEQ) {
+            b.in = &ping;
+            b.out = &pong;
+        } else {
+#ifdef NDSHM_BENCH_IOX
+            atomic_store(&sh->ready, 1); /* A opens its side now; both wait for the other */
+            if (iox_open(&b, 1)) {
+                fprintf(stderr, "ndshm-bench: iceoryx echo side could not connect\n");
+                _exit(2);
+            }
+#endif
+        }
+        atomic_store(&sh->ready, 1);
+        int bad = 0;
+        for (uint64_t i = 1; i <= WARMUP + n && !bad; i++)
+            bad = rt_recv(&b, i) || rt_send(&b, i);
+        if (t->kind == RT_NDSHM) {
+            ndshm_reader_close(b.r);
+            await_ge(&sh->stop, 1); /* A reads our last reply before we unlink it */
+            ndshm_writer_close(b.w);
+        }
+#ifdef NDSHM_BENCH_IOX
+        if (t->kind == RT_IOX) {
+            await_ge(&sh->stop, 1);
+            iox_close(&b);
+        }
+#endif
+        _exit(bad ? 3 : 0);
+    }
+    pin(cfg.cpu_w);
+    a.src = xalloc(t->size);
+    a.dst = xalloc(t->size);
+    int fail = await_ge(&sh->ready, 1);
+    if (!fail) {
+        if (t->kind == RT_NDSHM) {
+            fail = ndshm_reader_open(cpong, NULL, &a.r) != NDSHM_OK;
+        } else if (t->kind == RT_SEQ) {
+            a.in = &pong;
+            a.out = &ping;
+        } else {
+#ifdef NDSHM_BENCH_IOX
+            fail = iox_open(&a, 0) != 0;
+#endif
+        }
+    }
+    for (uint64_t i = 1; !fail && i <= WARMUP + n; i++) {
+        spin_until(now_ns() + 20000);
+        uint64_t t0 = now_ns();
+        fail = rt_send(&a, i) || rt_recv(&a, i);
+        if (fail)
+            fprintf(stderr, "ndshm-bench: round trip %s: message %" PRIu64 " failed\n",
+                    RTNAME[t->kind], i);
+        sh->lat[i] = (now_ns() - t0) / 2;
+    }
+    atomic_store(&sh->stop, 1);
+    if (fail)
+        kill(pid, SIGKILL);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        fail = 1;
+    if (t->kind == RT_NDSHM) {
+        ndshm_reader_close(a.r);
+        ndshm_writer_close(a.w);
+    }
+#ifdef NDSHM_BENCH_IOX
+    if (t->kind == RT_IOX && !fail)
+        iox_close(&a);
+#endif
+    seq_destroy(&ping);
+    seq_destroy(&pong);
+    free(a.src);
+    free(a.dst);
+    return fail ? -1 : 0;
+}
+
+static int rtt_once(struct rtt *t, uint64_t n)
+{
+    int fail;
+    if (t->kind == RT_IOX) {
+        /* iceoryx's runtime is once per process: both sides run in children of their own */
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid < 0)
+            die("fork", NDSHM_E_SYS);
+        if (pid == 0)
+            _exit(rtt_run(t, n) ? 1 : 0);
+        int st = 0;
+        waitpid(pid, &st, 0);
+        fail = !WIFEXITED(st) || WEXITSTATUS(st) != 0;
+    } else {
+        fail = rtt_run(t, n) != 0;
+    }
+    t->half = stats_of(sh->lat + WARMUP + 1, n);
+    return fail ? -1 : 0;
+}
+
+static void rtt_measure(struct rtt *t)
+{
+    const struct memref *mr = find_mem(t->size);
+    double cp = mr && mr->ns > 0 ? mr->ns : (double)t->size / 10.0;
+    uint64_t n = (uint64_t)(cfg.budget_s * 0.5e9 / (40e3 + 5.0 * cp));
+    if (n > MAX_SAMPLES)
+        n = MAX_SAMPLES;
+    if (n < 60)
+        n = 60;
+    for (t->attempts = 1; t->attempts <= 3; t->attempts++) {
+        t->cl_before = pingpong();
+        t->ok = rtt_once(t, n) == 0;
+        t->cl_after = pingpong();
+        int same = (t->cl_before < FAST_LIMIT_NS) == (t->cl_after < FAST_LIMIT_NS);
+        t->state = same ? state_of(t->cl_before) : "mixed";
+        if (same || !t->ok)
+            break;
+    }
+    fprintf(stderr, "  round trip / 2, %-13s %-22s p50 %-10s p99 %-10s [%s %.0f/%.0f ns]%s\n",
+            RTNAME[t->kind], fmt_size(t->size), fmt_ns(t->half.p50), fmt_ns(t->half.p99), t->state,
+            t->cl_before, t->cl_after, t->ok ? "" : " FAILED");
+}
+
 /* ----- reference: bare futex wake-up ------------------------------------------------------ */
 
 struct futex_ref {
@@ -761,6 +1261,160 @@ static void futex_measure(struct futex_ref *f)
     }
     fprintf(stderr, "  futex wake-up: p50 %s (inside FUTEX_WAKE %s) [%s]\n", fmt_ns(f->lat.p50),
             fmt_ns(f->wake_p50), f->state);
+}
+
+/* ----- waiting on many channels: waitsets --------------------------------------------------
+ * The writer (this process) owns `nchan` channels; a reader process waits on all of them and
+ * the writer publishes on one (channel 0), one message at a time with the gap of the blocking
+ * rows, so the waiter really sleeps. Latency = waiter's clock once ndshm_waitset_wait() has
+ * named the channel (or the poll of its descriptor returned and the wait named it, or a sweep
+ * of read_latest over every reader found it) - the writer's clock before the publish. */
+enum wsmode { WS_WAIT, WS_FD, WS_POLL };
+static const char *const WSNAME[] = {"ndshm_waitset_wait", "poll(ndshm_waitset_fd) + wait(0)",
+                                     "read_latest sweep over every reader (no waitset)"};
+struct wsrow {
+    uint32_t nchan;
+    enum wsmode mode;
+    struct stats lat;
+    double cl_before, cl_after;
+    const char *state;
+    int ok;
+};
+
+static int ws_once(struct wsrow *row, uint64_t n)
+{
+    uint32_t nc = row->nchan;
+    ndshm_writer **w = calloc(nc, sizeof *w);
+    char base[64];
+    snprintf(base, sizeof base, "ndshm-bench-%d-ws", (int)getpid());
+    ndshm_options o = NDSHM_OPTIONS_INIT;
+    o.flags = NDSHM_UNLINK_ON_CLOSE;
+    for (uint32_t i = 0; i < nc; i++) {
+        char name[96];
+        snprintf(name, sizeof name, "%s%u", base, i);
+        int rc = ndshm_writer_create(name, &o, &w[i]);
+        if (rc)
+            die("ndshm_writer_create (waitset row)", rc);
+    }
+    shared_reset();
+    atomic_store(&sh->received, 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        pin(cfg.cpu_r);
+        ndshm_reader **r = calloc(nc, sizeof *r);
+        ndshm_waitset *ws = NULL;
+        ndshm_options ro = NDSHM_OPTIONS_INIT;
+        ro.spin_ns = 1;
+        if (row->mode != WS_POLL && ndshm_waitset_create(&ws))
+            _exit(2);
+        for (uint32_t i = 0; i < nc; i++) {
+            char name[96];
+            snprintf(name, sizeof name, "%s%u", base, i);
+            if (ndshm_reader_open(name, &ro, &r[i]) || (ws && ndshm_waitset_add(ws, r[i], i)))
+                _exit(3);
+        }
+        int fd = -1;
+        if (row->mode == WS_FD && ndshm_waitset_fd(ws, &fd))
+            _exit(4);
+        atomic_store(&sh->ready, 1);
+        unsigned char buf[64];
+        ndshm_info info;
+        for (uint64_t i = 1; i <= WARMUP + n; i++) {
+            uint64_t key[8];
+            size_t cnt = 0;
+            int found = 0;
+            while (!found) {
+                if (row->mode == WS_POLL) {
+                    for (uint32_t k = 0; k < nc && !found; k++)
+                        if (ndshm_read_latest(r[k], buf, sizeof buf, &info) == NDSHM_OK)
+                            found = k == 0 ? 1 : -1;
+                    continue;
+                }
+                if (row->mode == WS_FD) {
+                    struct pollfd pf = {fd, POLLIN, 0};
+                    if (poll(&pf, 1, 2000) < 0)
+                        _exit(5);
+                    if (ndshm_waitset_wait(ws, 0, key, 8, &cnt) != NDSHM_OK)
+                        continue;
+                } else if (ndshm_waitset_wait(ws, 2000000000, key, 8, &cnt) != NDSHM_OK) {
+                    continue;
+                }
+                found = cnt == 1 && key[0] == 0 ? 1 : -1;
+                if (ndshm_read_latest(r[key[0]], buf, sizeof buf, &info) != NDSHM_OK)
+                    found = -1;
+            }
+            uint64_t t = now_ns();
+            if (found < 0 || info.version != i)
+                atomic_fetch_add(&sh->errors, 1);
+            sh->lat[i] = t - atomic_load_explicit(&sh->t0[i], memory_order_relaxed);
+            atomic_store_explicit(&sh->ack, i, memory_order_release);
+        }
+        ndshm_waitset_close(ws);
+        for (uint32_t i = 0; i < nc; i++)
+            ndshm_reader_close(r[i]);
+        _exit(0);
+    }
+    pin(cfg.cpu_w);
+    int fail = await_ge(&sh->ready, 1) != 0;
+    const uint64_t dims[1] = {64};
+    unsigned char src[64] = {0};
+    for (uint64_t i = 1; !fail && i <= WARMUP + n; i++) {
+        spin_until(now_ns() + 200000);
+        uint64_t t0 = now_ns();
+        atomic_store_explicit(&sh->t0[i], t0, memory_order_relaxed);
+        if (ndshm_publish(w[0], NDSHM_UINT8, 1, dims, src, NULL) || await_ge(&sh->ack, i))
+            fail = 1;
+    }
+    if (fail)
+        kill(pid, SIGKILL);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || atomic_load(&sh->errors))
+        fail = 1;
+    for (uint32_t i = 0; i < nc; i++)
+        ndshm_writer_close(w[i]);
+    free(w);
+    row->lat = stats_of(sh->lat + WARMUP + 1, n);
+    return fail ? -1 : 0;
+}
+
+/* System V segments that can still be created (kernel.shmmni minus those in use): each
+ * writer makes one wait page, each waitset one doorbell. */
+static uint32_t sysv_headroom(void)
+{
+    FILE *f = fopen("/proc/sys/kernel/shmmni", "r");
+    long mni = 4096, used = 0;
+    if (f) {
+        if (fscanf(f, "%ld", &mni) != 1)
+            mni = 4096;
+        fclose(f);
+    }
+    f = fopen("/proc/sysvipc/shm", "r");
+    char line[512];
+    while (f && fgets(line, sizeof line, f))
+        used++;
+    if (f)
+        fclose(f);
+    used = used > 0 ? used - 1 : 0; /* header line */
+    return mni > used ? (uint32_t)(mni - used) : 0;
+}
+
+static void ws_measure(struct wsrow *row)
+{
+    uint64_t n = cfg.quick ? 200 : 2000;
+    for (int a = 0; a < 3; a++) {
+        row->cl_before = pingpong();
+        row->ok = ws_once(row, n) == 0;
+        row->cl_after = pingpong();
+        int same = (row->cl_before < FAST_LIMIT_NS) == (row->cl_after < FAST_LIMIT_NS);
+        row->state = same ? state_of(row->cl_before) : "mixed";
+        if (same || !row->ok)
+            break;
+    }
+    fprintf(stderr, "  %u channel(s), %-48s p50 %-10s p99 %-10s [%s]%s\n", row->nchan,
+            WSNAME[row->mode], fmt_ns(row->lat.p50), fmt_ns(row->lat.p99), row->state,
+            row->ok ? "" : " FAILED");
 }
 
 /* ----- syscalls made by a publish --------------------------------------------------------- */
@@ -1066,6 +1720,73 @@ static void pubr_measure(struct pubr *p, uint64_t size)
             fmt_ns(p->none_p50), fmt_ns(p->four_p50), p->state);
 }
 
+/* ----- the machine ---------------------------------------------------------------------------- */
+
+static struct {
+    char model[128];
+    char caches[256]; /* "L1d 32 KiB, L2 512 KiB, L3 32 MiB" (per instance, from sysfs) */
+    uint64_t llc_bytes;
+} mach;
+
+static uint64_t parse_cache_size(const char *s)
+{
+    char *end;
+    uint64_t v = strtoull(s, &end, 10);
+    if (*end == 'K')
+        v <<= 10;
+    else if (*end == 'M')
+        v <<= 20;
+    return v;
+}
+
+static void machine_info(void)
+{
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[512];
+    snprintf(mach.model, sizeof mach.model, "unknown CPU");
+    while (f && fgets(line, sizeof line, f)) {
+        char *c = strchr(line, ':');
+        if (strncmp(line, "model name", 10) == 0 && c) {
+            snprintf(mach.model, sizeof mach.model, "%s", c + 2);
+            mach.model[strcspn(mach.model, "\n")] = 0;
+            break;
+        }
+    }
+    if (f)
+        fclose(f);
+    size_t off = 0;
+    for (int i = 0; i < 8; i++) {
+        char path[128], lvl[16] = "", type[32] = "", size[32] = "";
+        const char *names[3] = {"level", "type", "size"};
+        char *vals[3] = {lvl, type, size};
+        int ok = 1;
+        for (int k = 0; k < 3 && ok; k++) {
+            snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%d/cache/index%d/%s", cfg.cpu_w,
+                     i, names[k]);
+            FILE *g = fopen(path, "r");
+            ok = g && fgets(vals[k], k == 1 ? 32 : 16, g);
+            if (g)
+                fclose(g);
+            vals[k][strcspn(vals[k], "\n")] = 0;
+        }
+        if (!ok)
+            break;
+        if (strcmp(type, "Instruction") == 0)
+            continue;
+        uint64_t b = parse_cache_size(size);
+        if (atoi(lvl) >= 2 && b > mach.llc_bytes)
+            mach.llc_bytes = b;
+        off += (size_t)snprintf(mach.caches + off, sizeof mach.caches - off, "%sL%s%s %s",
+                                off ? ", " : "", lvl, strcmp(type, "Data") == 0 ? "d" : "",
+                                fmt_size(b));
+        if (off >= sizeof mach.caches)
+            break;
+    }
+    if (!off)
+        snprintf(mach.caches, sizeof mach.caches, "unknown (no sysfs cache information)");
+    fprintf(stderr, "machine: %s; caches (per instance): %s\n", mach.model, mach.caches);
+}
+
 /* ----- report ------------------------------------------------------------------------------ */
 
 struct target {
@@ -1074,17 +1795,24 @@ struct target {
     char detail[256];
     const char *state;
     int known;
+    int ge;   /* met when value >= limit (else <=) */
+    int goal; /* one of issue 15's goals: printed in their own table */
 };
 
 static struct row rows[NROWS * NSIZES];
+static struct rtt rtts[3 * NRT_SIZES];
+static int nrtt, have_iox;
+static struct wsrow wsrows[8];
+static int nws;
+static uint32_t ws_many;
 static int nrows_done;
 static struct futex_ref fref;
 static struct sysc sysc;
 static struct starve starve;
 static struct pubr pubr[2];
-static struct target targets[16];
+static struct target targets[48];
 static int ntargets;
-static double cl_all[2 * NROWS * NSIZES + 64];
+static double cl_all[2 * NROWS * NSIZES + 6 * NRT_SIZES + 64];
 static int ncl;
 
 static struct row *find_row(enum transport t, int wait, int zc, uint64_t size)
@@ -1120,9 +1848,155 @@ static int same_state(const char *a, const char *b)
     return strcmp(a, "mixed") != 0 && strcmp(a, b) == 0;
 }
 
+static struct rtt *find_rtt(enum rtkind k, uint64_t size)
+{
+    for (int i = 0; i < nrtt; i++)
+        if (rtts[i].kind == k && rtts[i].size == size && rtts[i].ok)
+            return &rtts[i];
+    return NULL;
+}
+
+/* a / b of two rows' medians, comparable only in the same cross-core state */
+static void ratio_rows(struct target *t, const struct row *a, const struct row *b, int inverse)
+{
+    if (!a || !b)
+        return;
+    t->value = inverse ? b->lat.p50 / a->lat.p50 : a->lat.p50 / b->lat.p50;
+    t->known = same_state(a->state, b->state);
+    t->state = a->state;
+    snprintf(t->detail, sizeof t->detail, "%s: %s; %s: %s [%s / %s]", a->spec.label,
+             fmt_ns(a->lat.p50), b->spec.label, fmt_ns(b->lat.p50), a->state, b->state);
+}
+
+static void eval_goals_wait(void)
+{
+    struct target *t = add_target("G3 64 B blocking wait / bare futex wake-up", 1.2);
+    t->goal = 1;
+    struct row *w64 = find_row(T_NDSHM, 1, 0, 64);
+    if (w64 && fref.lat.n) {
+        t->value = w64->lat.p50 / fref.lat.p50;
+        t->known = same_state(w64->state, fref.state);
+        t->state = w64->state;
+        snprintf(t->detail, sizeof t->detail, "%s / %s [futex %s]", fmt_ns(w64->lat.p50),
+                 fmt_ns(fref.lat.p50), fref.state);
+    }
+    struct wsrow *one = NULL, *many = NULL, *sweep = NULL;
+    for (int i = 0; i < nws; i++) {
+        if (!wsrows[i].ok)
+            continue;
+        if (wsrows[i].nchan == 1 && wsrows[i].mode == WS_WAIT)
+            one = &wsrows[i];
+        if (wsrows[i].nchan > 1 && wsrows[i].mode == WS_WAIT)
+            many = &wsrows[i];
+        if (wsrows[i].nchan > 1 && wsrows[i].mode == WS_POLL)
+            sweep = &wsrows[i];
+    }
+    t = add_target("G3 waitset wake, 1 channel / bare futex wake-up", 1.2);
+    t->goal = 1;
+    if (one && fref.lat.n) {
+        t->value = one->lat.p50 / fref.lat.p50;
+        t->known = same_state(one->state, fref.state);
+        t->state = one->state;
+        snprintf(t->detail, sizeof t->detail, "%s / %s [futex %s]", fmt_ns(one->lat.p50),
+                 fmt_ns(fref.lat.p50), fref.state);
+    }
+    char wname[96];
+    snprintf(wname, sizeof wname, "G3 waitset, %u idle channels / 1 channel", ws_many);
+    t = add_target(wname, 2.0);
+    t->goal = 1;
+    if (one && many) {
+        t->value = many->lat.p50 / one->lat.p50;
+        t->known = same_state(many->state, one->state);
+        t->state = many->state;
+        snprintf(t->detail, sizeof t->detail, "%s / %s; polling them all instead: %s [%s]",
+                 fmt_ns(many->lat.p50), fmt_ns(one->lat.p50), sweep ? fmt_ns(sweep->lat.p50) : "–",
+                 one->state);
+    }
+    t = add_target("G3 syscalls in publishes while nobody waits", 0);
+    t->goal = 1;
+    if (sysc.available) {
+        t->value = (double)(sysc.no_reader + sysc.polling_reader);
+        t->known = 1;
+        snprintf(t->detail, sizeof t->detail,
+                 "%" PRIu64 " (no reader) + %" PRIu64 " (polling reader) in 2 x %" PRIu64
+                 " publishes",
+                 sysc.no_reader, sysc.polling_reader, sysc.publishes);
+    } else {
+        snprintf(t->detail, sizeof t->detail,
+                 "perf_event_open unavailable here (no raw_syscalls tracepoint)");
+    }
+}
+
+static void eval_goals(void)
+{
+    struct target *t;
+    static const uint64_t small[] = {64, 4096}, large[] = {1048576, 6220800};
+    for (int zc = 0; zc < 2; zc++) {
+        char name[96];
+        snprintf(name, sizeof name, "G1 64 B %s: ndshm / bare seqlock (same slots)",
+                 zc ? "view" : "copy");
+        t = add_target(name, 1.25);
+        t->goal = 1;
+        ratio_rows(t, find_row(T_NDSHM, 0, zc, 64), find_row(T_SEQ, 0, zc, 64), 0);
+    }
+    for (unsigned i = 0; i < 2; i++) {
+        char name[96];
+        snprintf(name, sizeof name, "G2 %s copy: iceoryx / ndshm (round trip / 2)",
+                 fmt_size(large[i]));
+        t = add_target(name, 1.3);
+        t->goal = 1;
+        t->ge = 1;
+        struct rtt *n = find_rtt(RT_NDSHM, large[i]), *x = find_rtt(RT_IOX, large[i]);
+        if (n && x) {
+            t->value = x->half.p50 / n->half.p50;
+            t->known = same_state(n->state, x->state);
+            t->state = n->state;
+            snprintf(t->detail, sizeof t->detail, "iceoryx %s / ndshm %s [%s / %s]",
+                     fmt_ns(x->half.p50), fmt_ns(n->half.p50), x->state, n->state);
+        } else if (!have_iox) {
+            snprintf(t->detail, sizeof t->detail,
+                     "iceoryx not measured (harness built without iceoryx, or no iox-roudi)");
+        }
+    }
+    for (unsigned i = 0; i < 2; i++) {
+        char name[96];
+        snprintf(name, sizeof name, "G2 %s copy: ndshm / bare seqlock (same slots)",
+                 fmt_size(large[i]));
+        t = add_target(name, 1.2);
+        t->goal = 1;
+        ratio_rows(t, find_row(T_NDSHM, 0, 0, large[i]), find_row(T_SEQ, 0, 0, large[i]), 0);
+    }
+    for (unsigned i = 0; i < 2; i++) { /* "ahead of iceoryx at every size": small ones too */
+        char name[96];
+        snprintf(name, sizeof name, "G2 %s copy: iceoryx / ndshm (round trip / 2)",
+                 fmt_size(small[i]));
+        t = add_target(name, 1.0);
+        t->goal = 1;
+        t->ge = 1;
+        struct rtt *n = find_rtt(RT_NDSHM, small[i]), *x = find_rtt(RT_IOX, small[i]);
+        if (n && x) {
+            t->value = x->half.p50 / n->half.p50;
+            t->known = same_state(n->state, x->state);
+            t->state = n->state;
+            snprintf(t->detail, sizeof t->detail, "iceoryx %s / ndshm %s [%s / %s]",
+                     fmt_ns(x->half.p50), fmt_ns(n->half.p50), x->state, n->state);
+        }
+    }
+    eval_goals_wait();
+    t = add_target("G4 Python per-call cost (64 B read(out=) <= 1.5 µs, view <= 2 µs)", 0);
+    t->goal = 1;
+    snprintf(t->detail, sizeof t->detail,
+             "not measured by this harness: bench/python/bench_py.py (docs/benchmarks-python.md)");
+    t = add_target("G5 every micro-benchmark finishes in seconds", 0);
+    t->goal = 1;
+    snprintf(t->detail, sizeof t->detail,
+             "not measured by this harness: `ndshm-micro` (docs/benchmarks.md, Micro-benchmarks)");
+}
+
 static void eval_targets(void)
 {
     struct target *t;
+    eval_goals();
     struct row *r64 = find_row(T_NDSHM, 0, 0, 64);
     t = add_target("64 B busy-poll copy / cache-line one-way", 2.5);
     if (r64) {
@@ -1216,11 +2090,29 @@ static void eval_targets(void)
     }
 }
 
-static int target_met(const struct target *t)
+static int target_ge(const struct target *t)
 {
     /* ">= X" targets (the socket comparisons, starvation) are met when value >= limit */
-    int ge = strstr(t->name, " / ndshm") != NULL || strstr(t->name, "starvation") != NULL;
-    return ge ? t->value >= t->limit : t->value <= t->limit;
+    return t->ge || strstr(t->name, " / ndshm") != NULL || strstr(t->name, "starvation") != NULL;
+}
+
+static int target_met(const struct target *t)
+{
+    return target_ge(t) ? t->value >= t->limit : t->value <= t->limit;
+}
+
+static const char *met_text(const struct target *t)
+{
+    return !t->detail[0] || (t->goal && t->limit == 0 && !t->known) ? "n/a"
+           : !t->known                                              ? "n/a (states differ)"
+           : target_met(t)                                          ? "**yes**"
+                                                                    : "**no**";
+}
+
+static void md_target(FILE *f, const struct target *t)
+{
+    fprintf(f, "| %s | %.*f | %s %g | %s | %s | %s |\n", t->name, t->value < 10 ? 2 : 0, t->value,
+            target_ge(t) ? "≥" : "≤", t->limit, met_text(t), t->state, t->detail);
 }
 
 static void write_md(FILE *f, const char *cmdline, double secs)
@@ -1245,18 +2137,46 @@ static void write_md(FILE *f, const char *cmdline, double secs)
             "Cache-line one-way time over the whole run: median %.0f ns, min %.0f ns, max "
             "%.0f ns; %d of %d measurements in the fast state (< %.0f ns).\n\n",
             cs.p50, cs.min, cs.max, nfast, ncl, FAST_LIMIT_NS);
-    fprintf(f, "### Targets\n\n| target | figure | limit | met | state | detail |\n"
-               "|---|---|---|---|---|---|\n");
-    for (int i = 0; i < ntargets; i++) {
-        const struct target *t = &targets[i];
-        int ge = strstr(t->name, " / ndshm") != NULL || strstr(t->name, "starvation") != NULL;
-        fprintf(f, "| %s | %.*f | %s %g | %s | %s | %s |\n", t->name, t->value < 10 ? 2 : 0,
-                t->value, ge ? "≥" : "≤", t->limit,
-                !t->detail[0]   ? "n/a"
-                : !t->known     ? "n/a (states differ)"
-                : target_met(t) ? "**yes**"
-                                : "**no**",
-                t->state, t->detail);
+    fprintf(f,
+            "Machine: %s; caches (per instance, sysfs): %s; ring slots %u (ndshm and the "
+            "bare seqlock).\n\n",
+            mach.model, mach.caches, cfg.slots);
+    for (int pass = 0; pass < 2; pass++) {
+        fprintf(f, pass ? "\n### Other targets\n\n| target | figure | limit | met | state | detail "
+                          "|\n|---|---|---|---|---|---|\n"
+                        : "### Goals of issue 15\n\n| goal | figure | limit | met | state | detail "
+                          "|\n|---|---|---|---|---|---|\n");
+        for (int i = 0; i < ntargets; i++) {
+            const struct target *t = &targets[i];
+            if (t->goal != !pass)
+                continue;
+            md_target(f, t);
+        }
+    }
+    if (nws) {
+        fprintf(f, "\n### Waiting on many channels (64 B, writer publishes on one channel every "
+                   "200 µs; latency = publish → the waiter knows which channel and holds the "
+                   "version)\n\n| channels | how | n | min | median | p99 | state |\n"
+                   "|---|---|---|---|---|---|---|\n");
+        for (int i = 0; i < nws; i++) {
+            const struct wsrow *r = &wsrows[i];
+            fprintf(f, "| %u | %s | %" PRIu64 " | %s | %s | %s | %s %.0f/%.0f%s |\n", r->nchan,
+                    WSNAME[r->mode], r->lat.n, fmt_ns(r->lat.min), fmt_ns(r->lat.p50),
+                    fmt_ns(r->lat.p99), r->state, r->cl_before, r->cl_after,
+                    r->ok ? "" : " FAILED");
+        }
+    }
+    if (nrtt) {
+        fprintf(f, "\n### Round trip / 2 (iceperf's method: copy in, copy out, both sides "
+                   "busy-poll)\n\n| transport | size | n | min | median | p99 | state |\n"
+                   "|---|---|---|---|---|---|---|\n");
+        for (int i = 0; i < nrtt; i++) {
+            const struct rtt *r = &rtts[i];
+            fprintf(f, "| %s | %s | %" PRIu64 " | %s | %s | %s | %s %.0f/%.0f%s |\n",
+                    RTNAME[r->kind], fmt_size(r->size), r->half.n, fmt_ns(r->half.min),
+                    fmt_ns(r->half.p50), fmt_ns(r->half.p99), r->state, r->cl_before, r->cl_after,
+                    r->ok ? "" : " FAILED");
+        }
     }
     fprintf(f, "\n### References (same run)\n\n| reference | size | median | state |\n"
                "|---|---|---|---|\n");
@@ -1359,9 +2279,11 @@ static void write_json(FILE *f, double secs)
         const struct target *t = &targets[i];
         fprintf(f,
                 "    {\"name\": \"%s\", \"value\": %.4g, \"limit\": %g, \"met\": %s, "
-                "\"comparable\": %s, \"state\": \"%s\", \"detail\": \"%s\"}%s\n",
+                "\"comparable\": %s, \"goal\": %s, \"ge\": %s, \"state\": \"%s\", "
+                "\"detail\": \"%s\"}%s\n",
                 t->name, t->value, t->limit, target_met(t) ? "true" : "false",
-                t->known ? "true" : "false", t->state, t->detail, i + 1 < ntargets ? "," : "");
+                t->known ? "true" : "false", t->goal ? "true" : "false",
+                target_ge(t) ? "true" : "false", t->state, t->detail, i + 1 < ntargets ? "," : "");
     }
     fprintf(f,
             "  ],\n  \"syscalls\": {\"available\": %s, \"publishes\": %" PRIu64
@@ -1377,6 +2299,26 @@ static void write_json(FILE *f, double secs)
             starve.size, starve.bb_writer_hz, starve.bb_reader_hz, starve.bb_contended_hz,
             starve.paced_writer_hz, starve.paced_reader_hz, starve.oneslot_reader_hz,
             starve.oneslot_contended_hz, starve.state ? starve.state : "");
+    fprintf(f,
+            "  \"machine\": {\"model\": \"%s\", \"caches\": \"%s\", \"llc_bytes\": %" PRIu64
+            ", \"slots\": %u},\n  \"rtt\": [",
+            mach.model, mach.caches, mach.llc_bytes, cfg.slots);
+    for (int i = 0; i < nrtt; i++) {
+        fprintf(f, "%s{\"transport\": \"%s\", \"size\": %" PRIu64 ", ", i ? ", " : "",
+                RTNAME[rtts[i].kind], rtts[i].size);
+        json_stats(f, &rtts[i].half);
+        fprintf(f, ", \"state\": \"%s\", \"ok\": %s}", rtts[i].state ? rtts[i].state : "",
+                rtts[i].ok ? "true" : "false");
+    }
+    fprintf(f, "],\n  \"waitsets\": [");
+    for (int i = 0; i < nws; i++) {
+        fprintf(f, "%s{\"channels\": %u, \"mode\": \"%s\", ", i ? ", " : "", wsrows[i].nchan,
+                WSNAME[wsrows[i].mode]);
+        json_stats(f, &wsrows[i].lat);
+        fprintf(f, ", \"state\": \"%s\", \"ok\": %s}", wsrows[i].state ? wsrows[i].state : "",
+                wsrows[i].ok ? "true" : "false");
+    }
+    fprintf(f, "],\n");
     fprintf(f, "  \"publish_readers\": [");
     for (int i = 0; i < 2; i++)
         fprintf(f,
@@ -1413,11 +2355,13 @@ static void write_dat(FILE *f)
 static void usage(void)
 {
     fputs("usage: ndshm-bench [--quick] [--json FILE] [--md FILE] [--dat FILE] "
-          "[--cpus W,R] [--sizes 64,6220800,...]\n"
+          "[--cpus W,R] [--sizes 64,6220800,...] [--slots N]\n"
           "  Two-process latency harness of ndshm with same-run references (cache line,\n"
           "  memcpy, futex, pipe, UNIX socket, ZeroMQ ipc). Markdown report on stdout unless\n"
           "  --md; --json: machine summary; --dat: gnuplot data for bench/plot.gp.\n"
-          "  --quick: fewer samples and sizes, under 30 s.\n",
+          "  --quick: fewer samples and sizes. --slots: ring slots of ndshm and the bare\n"
+          "  seqlock (default 4). Round trip / 2 rows (iceperf's method) against iceoryx\n"
+          "  when built with it and iox-roudi is in PATH.\n",
           stderr);
 }
 
@@ -1436,15 +2380,26 @@ static void pick_cpus(void)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"quick", no_argument, 0, 'q'},      {"json", required_argument, 0, 'j'},
-        {"md", required_argument, 0, 'm'},   {"dat", required_argument, 0, 'd'},
-        {"cpus", required_argument, 0, 'c'}, {"sizes", required_argument, 0, 's'},
-        {"help", no_argument, 0, 'h'},       {0, 0, 0, 0}};
+    static const struct option opts[] = {{"quick", no_argument, 0, 'q'},
+                                         {"json", required_argument, 0, 'j'},
+                                         {"md", required_argument, 0, 'm'},
+                                         {"dat", required_argument, 0, 'd'},
+                                         {"cpus", required_argument, 0, 'c'},
+                                         {"sizes", required_argument, 0, 's'},
+                                         {"slots", required_argument, 0, 'n'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     pick_cpus();
     int c;
-    while ((c = getopt_long(argc, argv, "qj:m:d:c:s:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "qj:m:d:c:s:n:h", opts, NULL)) != -1) {
         switch (c) {
+        case 'n':
+            cfg.slots = (uint32_t)strtoul(optarg, NULL, 10);
+            if (cfg.slots == 0 || cfg.slots > 1024) {
+                usage();
+                return 2;
+            }
+            break;
         case 'q':
             cfg.quick = 1;
             break;
@@ -1488,6 +2443,8 @@ int main(int argc, char **argv)
         strncat(cmdline, " ", sizeof cmdline - strlen(cmdline) - 1);
         strncat(cmdline, argv[i], sizeof cmdline - strlen(cmdline) - 1);
     }
+    if (cfg.slots == 0)
+        cfg.slots = 4;
     cfg.budget_s = cfg.quick ? 0.12 : 1.2;
     cfg.rate_s = cfg.quick ? 0.05 : 0.3;
     sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -1498,13 +2455,18 @@ int main(int argc, char **argv)
     fprintf(stderr, "ndshm-bench %s: writer CPU %d, reader CPU %d%s\n", ndshm_version(), cfg.cpu_w,
             cfg.cpu_r, cfg.quick ? " (quick)" : "");
 
+#ifdef NDSHM_BENCH_IOX
+    have_iox = roudi_start() == 0;
+    atexit(roudi_stop);
+#endif
+    machine_info();
     fprintf(stderr, "references:\n");
     futex_measure(&fref);
     syscalls_measure(&sysc);
     for (unsigned si = 0; si < NSIZES; si++) {
         uint64_t size = SIZES[si];
         if (cfg.size_mask ? !(cfg.size_mask & (1u << si))
-                          : cfg.quick && size != 64 && size != 65536 && size != 6220800)
+                          : cfg.quick && size != 64 && size != 1048576 && size != 6220800)
             continue;
         struct memref *m = &mem[si];
         m->size = size;
@@ -1514,7 +2476,7 @@ int main(int argc, char **argv)
         int same = (m->cl_before < FAST_LIMIT_NS) == (m->cl_after < FAST_LIMIT_NS);
         m->state = same ? state_of(m->cl_before) : "mixed";
         fprintf(stderr, "size %s: memcpy %s [%s]\n", fmt_size(size), fmt_ns(m->ns), m->state);
-        for (unsigned k = 0; k < NROWS; k++) {
+        for (unsigned k = 0; k < NROWS && !getenv("NDSHM_BENCH_RTT_ONLY"); k++) {
 #ifndef NDSHM_BENCH_ZMQ
             if (ROWS[k].t == T_ZMQ)
                 continue;
@@ -1526,11 +2488,46 @@ int main(int argc, char **argv)
             cl_all[ncl++] = r->cl_before;
             cl_all[ncl++] = r->cl_after;
         }
+        for (unsigned k = 0; k < NRT_SIZES; k++) {
+            if (RT_SIZES[k] != size)
+                continue;
+            for (int kind = RT_NDSHM; kind <= RT_IOX; kind++) {
+                if (kind == RT_IOX && !have_iox)
+                    continue;
+                struct rtt *t = &rtts[nrtt++];
+                t->kind = (enum rtkind)kind;
+                t->size = size;
+                rtt_measure(t);
+                cl_all[ncl++] = t->cl_before;
+                cl_all[ncl++] = t->cl_after;
+            }
+        }
     }
+#ifdef NDSHM_BENCH_IOX
+    roudi_stop();
+#endif
     fprintf(stderr, "starvation and readers:\n");
     starve_measure(&starve);
     pubr_measure(&pubr[0], 64);
     pubr_measure(&pubr[1], 6220800);
+    fprintf(stderr, "waiting on many channels:\n");
+    uint32_t room = sysv_headroom();
+    ws_many = cfg.quick ? 256 : 4096;
+    if (ws_many + 8 > room) /* one wait page per writer, one doorbell per waitset */
+        ws_many = room > 8 ? room - 8 : 1;
+    if (ws_many < (cfg.quick ? 256u : 4096u))
+        fprintf(stderr, "  kernel.shmmni leaves room for %u System V segments: %u channels\n", room,
+                ws_many);
+    static const struct {
+        int many;
+        enum wsmode mode;
+    } wsplan[] = {{0, WS_WAIT}, {0, WS_FD}, {1, WS_WAIT}, {1, WS_FD}, {1, WS_POLL}};
+    for (unsigned i = 0; i < sizeof wsplan / sizeof wsplan[0]; i++) {
+        struct wsrow *wr = &wsrows[nws++];
+        wr->nchan = wsplan[i].many ? ws_many : 1;
+        wr->mode = wsplan[i].mode;
+        ws_measure(wr);
+    }
     double secs = (double)(now_ns() - t_start) / 1e9;
     eval_targets();
 
@@ -1554,6 +2551,13 @@ int main(int argc, char **argv)
             die("open --dat", NDSHM_E_SYS);
         write_dat(f);
         fclose(f);
+    }
+    fprintf(stderr, "goals of issue 15:\n");
+    for (int i = 0; i < ntargets; i++) {
+        const struct target *t = &targets[i];
+        if (t->goal)
+            fprintf(stderr, "  %-62s %8.3g %s %-5g %-20s %s\n", t->name, t->value,
+                    target_ge(t) ? ">=" : "<=", t->limit, met_text(t), t->detail);
     }
     fprintf(stderr, "done in %.0f s\n", secs);
     int failed = 0;

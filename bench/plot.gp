@@ -13,4 +13,5 @@ set title "ndshm vs alternatives: median one-way latency (same run; memcpy = har
 set grid xtics ytics mxtics mytics
 set key outside right top
 set xtics ("64 B" 64, "4 KiB" 4096, "64 KiB" 65536, "1 MiB" 1048576, "1080p" 6220800, "4K" 33177600)
-plot for [i=0:7] dat index i using 1:2 with linespoints lw 2 pt (i+4) title columnheader(1)
+stats dat using 1 nooutput
+plot for [i=0:STATS_blocks-1] dat index i using 1:2 with linespoints lw 2 pt (i+4) title columnheader(1)

@@ -6,7 +6,7 @@ ndshm_install_deps() {
         libzmq3-dev zlib1g-dev clang libclang-rt-14-dev python3 python3-numpy python3-pytest
         python3-pandas python3-xarray spin gnuplot-nox libgstreamer1.0-dev
         libgstreamer-plugins-base1.0-dev gstreamer1.0-tools gstreamer1.0-plugins-base
-        gstreamer1.0-plugins-good gstreamer1.0-plugins-bad "$@")
+        gstreamer1.0-plugins-good gstreamer1.0-plugins-bad iceoryx libiceoryx-binding-c-dev "$@")
     local missing=()
     for p in "${pkgs[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

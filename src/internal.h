@@ -102,6 +102,7 @@ static_assert(offsetof(struct ndshm__ctl, notify) % 64 == 0, "notify on its own 
  * announce themselves in `sleepers`. A System V segment has a fixed size, so a reader with
  * write access cannot shrink it and fault the writer (a tmpfs file could be truncated). See
  * wait.c. */
+#define NDSHM__BELLS 256 /* waitset registrations per wait page */
 struct ndshm__waitpg {
     uint64_t magic;
     uint64_t nonce; /* the channel's instance */
@@ -110,9 +111,45 @@ struct ndshm__waitpg {
     /* line 1: written by sleeping readers, cleared by the writer: 0, or
      * NDSHM__SLEEPER | the notify value the sleeper waits to change */
     alignas(64) _Atomic uint64_t sleepers;
+    /* Registered waitsets (waitset.c): how many entries of `bells` are in use (a hint the
+     * writer reads in the line it already loads for `sleepers`: 0 = nothing more to do). */
+    _Atomic uint32_t nbells;
+    uint32_t pad_;
+    /* line 2..: one entry per registered waitset member: 0 = free, else
+     * NDSHM__BELL_ENTRY(doorbell id, bit). Written by waitsets (readers), read by the writer. */
+    alignas(64) _Atomic uint64_t bells[NDSHM__BELLS];
 };
 #define NDSHM__SLEEPER (UINT64_C(1) << 63)
 static_assert(sizeof(struct ndshm__waitpg) <= NDSHM__PAGE, "wait page fits a page");
+static_assert(offsetof(struct ndshm__waitpg, nbells) / 64 ==
+                  offsetof(struct ndshm__waitpg, sleepers) / 64,
+              "nbells shares the writer's line with sleepers");
+#define NDSHM__BELL_ENTRY(id, bit) ((uint64_t)(uint32_t)(id) << 32 | (uint64_t)(bit) << 1 | 1u)
+#define NDSHM__BELL_ID(e)          ((int)(uint32_t)((e) >> 32))
+#define NDSHM__BELL_BIT(e)         ((uint32_t)((e) >> 1) & 0x7fffffffu)
+
+/* The doorbell of a waitset (waitset.c): a System V segment its owner creates (IPC_PRIVATE,
+ * mode 0666 so that writers of any user can ring it, IPC_RMID at once). A writer that finds
+ * (id, bit) in its wait page sets the bit and, if the owner sleeps, bumps `futex` and wakes
+ * it. Writers write only into a segment of exactly NDSHM__BELL_SIZE bytes that carries the
+ * doorbell magic, so a forged registration can never make a writer write into anything
+ * else. */
+#define NDSHM__BELL_MAGIC UINT64_C(0x324c4c424d48534e) /* "NSHMBLL2" */
+#define NDSHM__BELL_BITS  16384u                       /* members per waitset */
+struct ndshm__bell {
+    uint64_t magic;
+    uint32_t layout;
+    uint32_t size;  /* NDSHM__BELL_SIZE */
+    uint32_t nbits; /* NDSHM__BELL_BITS */
+    uint32_t pad_;
+    /* line 1: written by writers (futex) and the owner (sleeping) */
+    alignas(64) _Atomic uint32_t futex; /* bumped by a writer that rings while the owner sleeps */
+    _Atomic uint32_t sleeping;          /* owner threads asleep on futex */
+    /* line 2..: one bit per member, set by writers, taken (exchanged with 0) by the owner */
+    alignas(64) _Atomic uint64_t bits[NDSHM__BELL_BITS / 64];
+};
+#define NDSHM__BELL_SIZE NDSHM__PAGE
+static_assert(sizeof(struct ndshm__bell) <= NDSHM__BELL_SIZE, "doorbell fits its segment");
 
 /* Data segment "<dir>/ndshm.<name>@<generation>.<token>": header, then slot_count slots of
  * slot_stride. Written only by the writer; mode = the control segment's. */
@@ -238,6 +275,8 @@ struct ndshm__os {
     int (*shm_create)(uint32_t mode);
     void *(*shm_attach)(int id, int writable, int *err);
     int (*shm_stat)(int id, uint32_t *uid, uint64_t *size);
+    /* how many processes have the segment attached (>= 0), or -errno */
+    int (*shm_nattch)(int id);
     int (*shm_remove)(int id);
     int (*shm_detach)(void *addr);
     /* inode number of this process's pid namespace; 0 = unknown */
@@ -350,8 +389,11 @@ static inline struct ndshm__slot *ndshm__slot_at(void *base, const struct ndshm_
 {
     /* Through void *: slots_offset and slot_stride are validated multiples of 64, so the
      * result is aligned (clang's -Wcast-align cannot know that). */
-    return (struct ndshm__slot *)(void *)((char *)base + g->slots_offset +
-                                          (version % g->slot_count) * g->slot_stride);
+    /* A power-of-two slot count (the default, 4) takes a mask instead of a 64-bit division,
+     * which costs tens of cycles on every publish and every read. */
+    uint64_t n = g->slot_count;
+    uint64_t i = (n & (n - 1)) == 0 ? version & (n - 1) : version % n;
+    return (struct ndshm__slot *)(void *)((char *)base + g->slots_offset + i * g->slot_stride);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -372,6 +414,30 @@ struct ndshm__meta {
     uint64_t origin_version;
     uint64_t origin_ns;
 };
+/* ndshm_array_nbytes() for the hot paths, inlined (same results: 1 and *nbytes set, or 0 for
+ * an unknown dtype, too many dimensions or an overflow). */
+static inline int ndshm__nbytes(int dtype, uint32_t ndim, const uint64_t *shape, uint64_t *nbytes)
+{
+    /* item sizes of the dtype codes 1..14 (ndshm_dtype), 0 = unknown */
+    static const uint8_t isz[NDSHM_DTYPE_COUNT + 1] = {0, 1, 1, 2, 4, 8, 1, 2,
+                                                       4, 8, 2, 4, 8, 8, 16};
+    static_assert(NDSHM_DTYPE_COUNT == 14 && NDSHM_COMPLEX128 == 14, "dtype codes");
+    if ((uint32_t)dtype > NDSHM_DTYPE_COUNT || isz[dtype] == 0 || ndim > NDSHM_MAX_DIMS)
+        return 0;
+    uint64_t n = isz[dtype];
+    int zero = 0;
+    for (uint32_t i = 0; i < ndim; i++) {
+        if (shape[i] == 0)
+            zero = 1;
+        else if (__builtin_mul_overflow(n, shape[i], &n))
+            return 0;
+    }
+    if (n > NDSHM_MAX_CAPACITY && !zero)
+        return 0;
+    *nbytes = zero ? 0 : n;
+    return 1;
+}
+
 /* W1: make the slot odd. NDSHM_E_SUPERSEDED (and nothing written) if it already is: only
  * another writer can have done that. */
 NDSHM_INTERNAL int ndshm__slot_begin(struct ndshm__slot *s);
@@ -386,6 +452,9 @@ NDSHM_INTERNAL void ndshm__slot_invalidate(struct ndshm__slot *s);
  * seq, after ndshm__slot_fill(). */
 NDSHM_INTERNAL void ndshm__slot_seed(struct ndshm__slot *s, uint64_t publish_ns);
 NDSHM_INTERNAL void ndshm__store_payload(void *dst, const void *src, uint64_t n);
+/* The same with non-temporal stores (x86-64; elsewhere and under TSan: the plain copy),
+ * fenced so that W3 orders after them. */
+NDSHM_INTERNAL void ndshm__store_payload_nt(void *dst, const void *src, uint64_t n);
 
 /* Result of one optimistic attempt at a slot. */
 enum ndshm__try {
@@ -444,10 +513,16 @@ NDSHM_INTERNAL int ndshm__reader_state(ndshm_reader *r);
 NDSHM_INTERNAL struct ndshm__waitpg *ndshm__reader_waitpg(ndshm_reader *r);
 
 /* wait.c: the writer's side. */
+struct ndshm__bellc; /* the writer's cache of attached doorbells */
 struct ndshm__waker {
     int id;                   /* SysV id, -1 = none */
     struct ndshm__waitpg *pg; /* attached, NULL = none: then every publish wakes */
+    struct ndshm__bellc *bells;
 };
+/* For tests: the System V id of a waitset's doorbell. */
+NDSHM_INTERNAL int ndshm__waitset_bell_id(const ndshm_waitset *ws);
+/* Detach every cached doorbell (writer close; also in a forked child's close). */
+NDSHM_INTERNAL void ndshm__waker_drop_bells(struct ndshm__waker *wk);
 NDSHM_INTERNAL int ndshm__waker_create(struct ndshm__waker *wk, uint64_t nonce, uint32_t mode);
 NDSHM_INTERNAL void ndshm__waker_destroy(struct ndshm__waker *wk);
 /* W6: bump notify; wake sleepers if any announced themselves. */

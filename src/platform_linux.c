@@ -243,6 +243,14 @@ static int lx_shm_stat(int id, uint32_t *uid, uint64_t *size)
     return 0;
 }
 
+static int lx_shm_nattch(int id)
+{
+    struct shmid_ds ds;
+    if (shmctl(id, IPC_STAT, &ds))
+        return -errno;
+    return ds.shm_nattch > INT32_MAX ? INT32_MAX : (int)ds.shm_nattch;
+}
+
 static int lx_shm_remove(int id)
 {
     return shmctl(id, IPC_RMID, NULL) ? -errno : 0;
@@ -376,6 +384,7 @@ const struct ndshm__os ndshm__os_linux = {
     .shm_create = lx_shm_create,
     .shm_attach = lx_shm_attach,
     .shm_stat = lx_shm_stat,
+    .shm_nattch = lx_shm_nattch,
     .shm_remove = lx_shm_remove,
     .shm_detach = lx_shm_detach,
     .pidns = lx_pidns,

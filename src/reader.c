@@ -11,8 +11,14 @@
  * threads on one handle each version of read_next goes to exactly one of them.
  */
 #define _GNU_SOURCE
+/* liburcu-bp's read lock is called, not inlined: its static inline version (_LGPL_SOURCE)
+ * saved 56 instructions per read but reads struct urcu_bp_reader, which liburcu 0.13's arena
+ * places at 32-byte offsets although the header declares it 128-byte aligned (UBSan:
+ * misaligned member access), ties the library to liburcu's internal layout, and would put LGPL
+ * code into ndshm's object code (docs/benchmarks.md, "Changes that did not pay"). */
 #include <pthread.h>
 #include <string.h>
+#include <time.h>
 #include <urcu/urcu-bp.h>
 
 #include "internal.h"
@@ -80,7 +86,18 @@ struct ndshm_reader {
     int front_valid;
 };
 
-#define RETRY          INT32_MAX  /* read_core: not a status, try again */
+#define RETRY INT32_MAX /* read_core: not a status, try again */
+
+/* CLOCK_MONOTONIC at tick resolution (a few ms), for rate limits only: a vDSO read of the
+ * kernel's last tick, without the TSC read and scaling of a precise one (on a KVM guest the
+ * precise clock costs ~20 ns, a large share of a 64-byte read). Same time base as
+ * ndshm_now_ns(), at most one tick behind it. */
+static inline uint64_t coarse_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 #define ALIVE_CHECK_NS 100000000u /* a crashed writer is noticed within 100 ms */
 
 /* ----- mappings ---------------------------------------------------------------------------- */
@@ -301,8 +318,9 @@ static int reader_state(ndshm_reader *r, uint64_t now, int refresh)
 {
     uint64_t owner = atomic_load_explicit(&r->ctl->owner, memory_order_acquire);
     uint64_t last = atomic_load_explicit(&r->state_ns, memory_order_relaxed);
+    /* Signed: `now` may come from the coarse clock, up to a tick behind a precise `last`. */
     if (last == 0 || owner != atomic_load_explicit(&r->state_owner, memory_order_relaxed) ||
-        (refresh && now - last >= ALIVE_CHECK_NS))
+        (refresh && (int64_t)(now - last) >= (int64_t)ALIVE_CHECK_NS))
         return state_check(r, now);
     int st = atomic_load_explicit(&r->state, memory_order_relaxed);
     if (owner == 0 && st == NDSHM_OK)
@@ -440,6 +458,14 @@ static int read_core(ndshm_reader *r, int next, const struct ndshm__dest *d, int
     struct ndshm__ctl *c = r->ctl;
     uint64_t pos = atomic_load_explicit(&r->pos, memory_order_acquire);
     int replay = next && atomic_load_explicit(&r->replay, memory_order_relaxed);
+    /* Nothing newer than the handle's position: the answer of the loop below whatever the
+     * generation, found with one load (the polling path: no RCU section, no mapping).
+     * Pairs with the release store of head (W5). */
+    uint64_t head0 = atomic_load_explicit(&c->head, memory_order_acquire);
+    if (head0 == 0)
+        return NDSHM_NO_DATA;
+    if (head0 <= pos && !replay)
+        return NDSHM_NO_NEW;
     uint64_t t = replay ? 1 : pos + 1; /* read_next: the version we want */
     /* read_next found a slot already holding a version past head: the writer is publishing
      * it, so what it skipped over is lost but something newer is coming at once */
@@ -571,7 +597,7 @@ static int read_core(ndshm_reader *r, int next, const struct ndshm__dest *d, int
 static int nothing(ndshm_reader *r, int rc)
 {
     if (rc == NDSHM_NO_NEW || rc == NDSHM_NO_DATA) {
-        if (reader_state(r, ndshm_now_ns(), 1) == NDSHM_REPLACED)
+        if (reader_state(r, coarse_ns(), 1) == NDSHM_REPLACED)
             return NDSHM_REPLACED;
     }
     return rc;

@@ -159,6 +159,45 @@ void ndshm__store_payload(void *dst, const void *src, uint64_t n)
     racy_store(dst, src, n);
 }
 
+#if defined(__x86_64__) && !defined(NDSHM_TSAN_COPY)
+#include <emmintrin.h>
+/* Non-temporal (streaming) stores: the payload goes to memory without filling the writer's
+ * caches, which pays only when the ring does not fit the last-level cache anyway (the
+ * writer's caller decides). RACY BY DESIGN like racy_store(). The sfence orders the streaming
+ * stores before the release store of seq in W3 (x86 orders them with nothing else). */
+__attribute__((no_sanitize("thread"))) void ndshm__store_payload_nt(void *dst, const void *src,
+                                                                    uint64_t n)
+{
+    unsigned char *d = dst;
+    const unsigned char *s = src;
+    size_t head = (size_t)(-(uintptr_t)d & 15);
+    if (head > n)
+        head = (size_t)n;
+    memcpy(d, s, head);
+    d += head;
+    s += head;
+    n -= head;
+    for (; n >= 64; n -= 64, d += 64, s += 64) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(const void *)s);
+        __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(s + 16));
+        __m128i c = _mm_loadu_si128((const __m128i *)(const void *)(s + 32));
+        __m128i e = _mm_loadu_si128((const __m128i *)(const void *)(s + 48));
+        _mm_stream_si128((__m128i *)(void *)d, a);
+        _mm_stream_si128((__m128i *)(void *)(d + 16), b);
+        _mm_stream_si128((__m128i *)(void *)(d + 32), c);
+        _mm_stream_si128((__m128i *)(void *)(d + 48), e);
+    }
+    if (n)
+        memcpy(d, s, (size_t)n);
+    _mm_sfence();
+}
+#else
+void ndshm__store_payload_nt(void *dst, const void *src, uint64_t n)
+{
+    racy_store(dst, src, n);
+}
+#endif
+
 /* Word indices of the slot header (after seq). */
 enum {
     HW_VERSION = 0,
@@ -198,14 +237,14 @@ void ndshm__slot_fill(struct ndshm__slot *s, const struct ndshm__meta *m, const 
     /* The words after seq up to shape[ndim) only (ndim was validated by the caller): a 1- to
      * 3-D header is one cache line. publish_ns is stored by slot_end(), as late as possible. */
     NDSHM__INVARIANT(m->ndim <= NDSHM_MAX_DIMS);
-    uint64_t w[HW_SHAPE + NDSHM_MAX_DIMS];
-    w[HW_VERSION] = m->version;
-    w[HW_PUBLISH] = 0;
-    w[HW_XFLAGS_METALEN] = (uint64_t)m->xflags | (uint64_t)m->meta_len << 32;
-    w[HW_DTYPE_NDIM] = (uint64_t)(uint32_t)m->dtype | (uint64_t)m->ndim << 32;
-    for (uint32_t i = 0; i < m->ndim; i++)
-        w[HW_SHAPE + i] = m->shape[i];
-    hdr_store(&s->version, w, HW_SHAPE + m->ndim);
+    _Atomic uint64_t *d = (_Atomic uint64_t *)(void *)&s->version;
+    atomic_store_explicit(&d[HW_VERSION], m->version, memory_order_relaxed);
+    atomic_store_explicit(&d[HW_PUBLISH], 0, memory_order_relaxed);
+    atomic_store_explicit(&d[HW_XFLAGS_METALEN], (uint64_t)m->xflags | (uint64_t)m->meta_len << 32,
+                          memory_order_relaxed);
+    atomic_store_explicit(&d[HW_DTYPE_NDIM], (uint64_t)(uint32_t)m->dtype | (uint64_t)m->ndim << 32,
+                          memory_order_relaxed);
+    hdr_store(&d[HW_SHAPE], m->shape, m->ndim);
     if (m->xflags & NDSHM__X_EXTRA) {
         uint64_t x[4] = {m->user_ns, m->user_tag, m->origin_version, m->origin_ns};
         hdr_store(&s->user_ns, x, 4);
@@ -255,7 +294,7 @@ int ndshm__meta_check(struct ndshm__meta *m, uint64_t capacity, uint32_t meta_ca
     uint64_t n;
     if (m->ndim > NDSHM_MAX_DIMS || m->meta_len > meta_capacity)
         return 0;
-    if (ndshm_array_nbytes(m->dtype, m->ndim, m->shape, &n) != NDSHM_OK || n > capacity)
+    if (!ndshm__nbytes(m->dtype, m->ndim, m->shape, &n) || n > capacity)
         return 0;
     m->nbytes = n;
     return 1;

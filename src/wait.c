@@ -79,6 +79,7 @@ int ndshm__waker_create(struct ndshm__waker *wk, uint64_t nonce, uint32_t mode)
     pg->layout = NDSHM__LAYOUT;
     pg->size = NDSHM__PAGE;
     atomic_store_explicit(&pg->sleepers, 0, memory_order_relaxed);
+    atomic_store_explicit(&pg->nbells, 0, memory_order_relaxed);
     /* Removed now: the kernel frees the page when the last process detaches (Linux still lets
      * readers attach it by id until then). Nothing to clean up after any crash. */
     ndshm__os->shm_remove(id);
@@ -89,6 +90,7 @@ int ndshm__waker_create(struct ndshm__waker *wk, uint64_t nonce, uint32_t mode)
 
 void ndshm__waker_destroy(struct ndshm__waker *wk)
 {
+    ndshm__waker_drop_bells(wk);
     if (wk->pg)
         ndshm__os->shm_detach(wk->pg);
     wk->pg = NULL;
@@ -122,6 +124,162 @@ void ndshm__waitpg_detach(struct ndshm__waitpg *pg)
         ndshm__os->shm_detach(pg);
 }
 
+/* ----- doorbells of waitsets (the writer's side of waitset.c) -------------------------------
+ * W6, when the wait page's `nbells` is not 0: for each registration (id, bit) in the page,
+ * attach the doorbell once (cached; checked: a segment of exactly NDSHM__BELL_SIZE bytes with
+ * the doorbell magic, layout, size and bit count, else cached as bad and never written), then
+ *   old := fetch_or(bits[bit / 64], 1 << bit % 64)           (seq_cst)
+ *   if the bit was clear and sleeping != 0 (seq_cst):  futex += 1; FUTEX_WAKE(futex, all)
+ * A bit already set means the owner has not taken it yet: it will (see waitset.c), so no wake
+ * is needed; a dead owner therefore costs one wake, then one atomic OR per publish. Every
+ * 4096 such rings of a bit that stays set, the writer asks the kernel how many processes have
+ * the doorbell attached (IPC_STAT): 1 (only itself) means the owner is gone, and the
+ * registration is removed; so is one whose segment no longer exists at all (its owner died
+ * before this writer first rang it: a removed System V segment is freed with its last
+ * attachment). A doorbell no registration names any more is detached at the next
+ * publish that scans registrations. */
+#define BELL_CACHE 64
+struct ndshm__bellc {
+    int n;
+    uint64_t scan; /* scans so far, to tell which attachments the last scan used */
+    struct {
+        int id;
+        int bad; /* not a doorbell: never written */
+        uint32_t stale;
+        uint64_t used; /* scan number */
+        struct ndshm__bell *b;
+    } e[BELL_CACHE];
+};
+
+void ndshm__waker_drop_bells(struct ndshm__waker *wk)
+{
+    struct ndshm__bellc *c = wk->bells;
+    if (!c)
+        return;
+    for (int i = 0; i < c->n; i++)
+        if (c->e[i].b)
+            ndshm__os->shm_detach(c->e[i].b);
+    free(c);
+    wk->bells = NULL;
+}
+
+/* The doorbell `id`, attached and checked; NULL if it is not one (*gone: no such segment at
+ * all, so the registration can only be a dead waitset's). */
+static struct ndshm__bell *bell_attach(int id, int *gone)
+{
+    uint32_t owner;
+    uint64_t size = 0;
+    *gone = 0;
+    int rc = id < 0 ? -EINVAL : ndshm__os->shm_stat(id, &owner, &size);
+    if (rc == -EINVAL || rc == -EIDRM)
+        *gone = 1;
+    if (rc != 0 || size != NDSHM__BELL_SIZE)
+        return NULL;
+    int err = 0;
+    struct ndshm__bell *b = ndshm__os->shm_attach(id, 1, &err);
+    if (!b)
+        return NULL;
+    /* Read once into private copies, then checked: the page is writable by everyone. */
+    uint64_t magic = b->magic;
+    uint32_t layout = b->layout, bsize = b->size, nbits = b->nbits;
+    if (magic != NDSHM__BELL_MAGIC || layout != NDSHM__LAYOUT || bsize != NDSHM__BELL_SIZE ||
+        nbits != NDSHM__BELL_BITS) {
+        ndshm__os->shm_detach(b);
+        return NULL;
+    }
+    return b;
+}
+
+/* The cache entry for doorbell `id` (attached now if new); -1 when the cache is full, -2
+ * when no such segment exists. */
+static int bell_get(struct ndshm__bellc *c, int id)
+{
+    for (int i = 0; i < c->n; i++)
+        if (c->e[i].id == id)
+            return i;
+    if (c->n == BELL_CACHE)
+        return -1;
+    int gone;
+    struct ndshm__bell *b = bell_attach(id, &gone);
+    if (gone)
+        return -2;
+    int i = c->n++;
+    c->e[i].id = id;
+    c->e[i].b = b;
+    c->e[i].bad = c->e[i].b == NULL;
+    c->e[i].stale = 0;
+    c->e[i].used = 0;
+    return i;
+}
+
+/* 1 if nobody but us has the doorbell attached (its owner is gone), 0 if not or unknown. */
+static int bell_orphaned(int id)
+{
+    int n = ndshm__os->shm_nattch(id);
+    return n >= 0 && n <= 1;
+}
+
+__attribute__((noinline)) static void ring(struct ndshm__waitpg *pg, struct ndshm__waker *wk,
+                                           uint32_t nbells)
+{
+    struct ndshm__bellc *c = wk->bells;
+    if (!c) {
+        c = calloc(1, sizeof *c);
+        if (!c)
+            return; /* the members' waitsets fall back to their sleep slice */
+        wk->bells = c;
+    }
+    c->scan++;
+    uint32_t found = 0;
+    for (uint32_t k = 0; k < NDSHM__BELLS && found < nbells; k++) {
+        uint64_t e = atomic_load_explicit(&pg->bells[k], memory_order_relaxed);
+        if (!e)
+            continue;
+        found++;
+        int i = bell_get(c, NDSHM__BELL_ID(e));
+        uint32_t bit = NDSHM__BELL_BIT(e);
+        if (i == -2) { /* its waitset died before we ever rang it: drop the registration */
+            if (atomic_compare_exchange_strong_explicit(&pg->bells[k], &e, 0, memory_order_relaxed,
+                                                        memory_order_relaxed))
+                atomic_fetch_sub_explicit(&pg->nbells, 1, memory_order_relaxed);
+            continue;
+        }
+        if (i < 0 || bit >= NDSHM__BELL_BITS)
+            continue;
+        c->e[i].used = c->scan;
+        if (c->e[i].bad)
+            continue;
+        struct ndshm__bell *b = c->e[i].b;
+        uint64_t mask = UINT64_C(1) << (bit % 64);
+        uint64_t old = atomic_fetch_or_explicit(&b->bits[bit / 64], mask, memory_order_seq_cst);
+        if (old & mask) {
+            if (++c->e[i].stale % 4096 == 0 && bell_orphaned(c->e[i].id) &&
+                atomic_compare_exchange_strong_explicit(&pg->bells[k], &e, 0, memory_order_relaxed,
+                                                        memory_order_relaxed))
+                atomic_fetch_sub_explicit(&pg->nbells, 1, memory_order_relaxed);
+            continue;
+        }
+        c->e[i].stale = 0;
+        /* Pairs with the owner's seq_cst store of `sleeping` before its last look at the
+         * bits: either it sees our bit, or we see it asleep. */
+        if (atomic_load_explicit(&b->sleeping, memory_order_seq_cst) != 0) {
+            atomic_fetch_add_explicit(&b->futex, 1, memory_order_seq_cst);
+            ndshm__os->futex_wake(&b->futex);
+        }
+    }
+    /* Doorbells no registration names any more: detach (their segments are freed once
+     * their owners are gone too). */
+    for (int i = 0; i < c->n;) {
+        if (c->e[i].used != c->scan) {
+            if (c->e[i].b)
+                ndshm__os->shm_detach(c->e[i].b);
+            c->e[i] = c->e[--c->n];
+        } else {
+            i++;
+        }
+    }
+}
+
 void ndshm__notify(struct ndshm__ctl *ctl, struct ndshm__waker *wk)
 {
     /* W6. The RMW is sequenced after the release store of head, and is itself a release:
@@ -132,6 +290,12 @@ void ndshm__notify(struct ndshm__ctl *ctl, struct ndshm__waker *wk)
         return;
     }
     uint64_t w = atomic_load_explicit(&wk->pg->sleepers, memory_order_seq_cst);
+    /* Same line as sleepers. seq_cst: pairs with the registering waitset's seq_cst increment
+     * and its later load of notify (waitset.c): either we see the registration, or it sees
+     * this publish. */
+    uint32_t nb = atomic_load_explicit(&wk->pg->nbells, memory_order_seq_cst);
+    if (nb)
+        ring(wk->pg, wk, nb);
     if (w == 0)
         return; /* the fast path: no syscall */
     ndshm__os->futex_wake(&ctl->notify);

@@ -548,7 +548,10 @@ static int loan_impl(ndshm_writer *w, int dtype, uint32_t ndim, const uint64_t *
     if (w->loan)
         return NDSHM_E_STATE;
     uint64_t nbytes;
-    int rc = ndshm_array_nbytes(dtype, ndim, shape, &nbytes);
+    int rc = NDSHM_OK;
+    /* The inlined check first; the public one only to name what is wrong. */
+    if ((ndim && !shape) || !ndshm__nbytes(dtype, ndim, shape, &nbytes))
+        rc = ndshm_array_nbytes(dtype, ndim, shape, &nbytes);
     if (rc == NDSHM_OK)
         rc = extra_check(x);
     if (rc)
@@ -643,6 +646,61 @@ static void cancel_impl(ndshm_writer *w)
     w->loan = NULL;
 }
 
+/* ----- non-temporal stores ---------------------------------------------------------------------
+ * A ring whose slots do not fit the last-level cache is written through it to memory anyway:
+ * streaming stores then save the read-for-ownership of every line and the eviction of what
+ * the cache held. A ring that fits is better served from the cache (the reader copies it from
+ * there). So: streaming stores for payloads of 256 KiB and more when what one exchange keeps
+ * in use, (slot_count + 2) x the payload (the ring, the writer's source buffer and a reader's
+ * destination), exceeds the largest cache the kernel reports (sysfs), never otherwise.
+ * Measured (docs/benchmarks.md): a 1 MiB publish costs +50 % with streaming stores (the ring
+ * fits), a 1080p one -50 % and a 4K one -10 to -20 % on a 32 MiB L3.
+ * NDSHM_NT=0 / 1 in the environment forces them off / on (for measurements). */
+static uint64_t llc_bytes(void)
+{
+    static _Atomic uint64_t cached; /* 0 = not yet looked, 1 = unknown */
+    uint64_t v = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (v)
+        return v;
+    v = 1;
+    for (int i = 0; i < 8; i++) {
+        char path[96], buf[32];
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/size", i);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            break;
+        if (fgets(buf, sizeof buf, f)) {
+            char *end;
+            uint64_t b = strtoull(buf, &end, 10);
+            b <<= *end == 'K' ? 10 : *end == 'M' ? 20 : 0;
+            if (b > v)
+                v = b;
+        }
+        fclose(f);
+    }
+    atomic_store_explicit(&cached, v, memory_order_relaxed);
+    return v;
+}
+
+static int use_nt(const ndshm_writer *w, uint64_t nbytes)
+{
+    static atomic_int mode = -1; /* -1 not read, 0 off, 1 on, 2 auto */
+    int m = atomic_load_explicit(&mode, memory_order_relaxed);
+    if (m < 0) {
+        const char *e = getenv("NDSHM_NT");
+        m = e && e[0] == '0' ? 0 : e && e[0] == '1' ? 1 : 2;
+        atomic_store_explicit(&mode, m, memory_order_relaxed);
+    }
+    if (m == 0 || nbytes < (UINT64_C(256) << 10))
+        return 0;
+    if (m == 1)
+        return 1;
+    const struct ndshm__geom *g = w->pending.base ? &w->pgeom : &w->geom;
+    uint64_t llc = llc_bytes();
+    /* the ring, the writer's source and a reader's destination */
+    return llc > 1 && ((uint64_t)g->slot_count + 2) * nbytes > llc;
+}
+
 int ndshm_publish_ex(ndshm_writer *w, int dtype, uint32_t ndim, const uint64_t *shape,
                      const void *data, const ndshm_extra *extra, uint64_t *version)
 {
@@ -660,7 +718,10 @@ int ndshm_publish_ex(ndshm_writer *w, int dtype, uint32_t ndim, const uint64_t *
     }
     if (rc == NDSHM_OK &&
         (rc = loan_impl(w, dtype, ndim, shape, extra, &dst, &nbytes)) == NDSHM_OK) {
-        ndshm__store_payload(dst, data, nbytes); /* W2 (payload) */
+        if (use_nt(w, nbytes))
+            ndshm__store_payload_nt(dst, data, nbytes); /* W2 (payload) */
+        else
+            ndshm__store_payload(dst, data, nbytes); /* W2 (payload) */
         rc = commit_impl(w);
         if (rc == NDSHM_OK && version)
             *version = w->head;
@@ -793,6 +854,7 @@ int ndshm_writer_close(ndshm_writer *w)
          * descriptor was already closed at fork). */
         ndshm__unmap(&w->pending);
         ndshm__unmap(&w->data);
+        ndshm__waker_drop_bells(&w->waker);
         if (w->waker.pg)
             ndshm__os->shm_detach(w->waker.pg);
         ndshm__unmap(&w->ctlh.map);

@@ -462,6 +462,7 @@ NDSHM_API const char *ndshm_version(void);
 
 #include "ndshm/array.h"
 #include "ndshm/npy.h"
+#include "ndshm/waitset.h"
 #include "ndshm/wire.h"
 
 #ifdef __cplusplus

@@ -46,4 +46,6 @@ from .array import (  # noqa: F401  (shared arrays: changed in place, no version
     list_arrays,
 )
 
+from .waitset import WaitSet, wait_any  # noqa: F401,E402  (one wait for many readers)
+
 __version__ = library_version()

@@ -1024,7 +1024,20 @@ class Reader:
         h, self._h = self._h, None
         if h is not None:
             _drain(self._calls)
+            for ws in list(getattr(self, "_waitsets", ())):  # leave waitsets first (waitset.py)
+                ws._forget(self, h)
+            aws = getattr(self, "_async_ws", None)
+            if aws is not None:
+                aws.close()
             lib.ndshm_reader_close(h)
+
+    async def next(self, timeout: Optional[float] = None) -> ReadResult:
+        """read_next() for asyncio: awaits the channel's waitset descriptor while nothing is
+        new (no thread blocked, no polling). (Status.TIMEOUT, None, None) after timeout
+        seconds. See ndshm.waitset."""
+        from .waitset import reader_next
+
+        return await reader_next(self, timeout)
 
     def __enter__(self) -> "Reader":
         return self
