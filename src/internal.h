@@ -283,6 +283,8 @@ struct ndshm__os {
     uint64_t (*pidns)(void);
     /* effective uid */
     uint32_t (*euid)(void);
+    /* bytes of the largest CPU cache (the last level); 0 = unknown */
+    uint64_t (*llc_bytes)(void);
 };
 /* Atomic: a test may swap the table while liburcu's call_rcu thread unmaps a mapping. For
  * tests only (tests link the static library); not exported from the shared library. */

@@ -9,6 +9,8 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ipc.h>
 #include <sys/mman.h>
@@ -251,6 +253,28 @@ static int lx_shm_nattch(int id)
     return ds.shm_nattch > INT32_MAX ? INT32_MAX : (int)ds.shm_nattch;
 }
 
+/* The largest cache sysfs reports for CPU 0 (its last level): "32768K", "8M". */
+static uint64_t lx_llc_bytes(void)
+{
+    uint64_t best = 0;
+    for (int i = 0; i < 8; i++) {
+        char path[96], buf[32];
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/size", i);
+        FILE *f = fopen(path, "re");
+        if (!f)
+            break;
+        if (fgets(buf, sizeof buf, f)) {
+            char *end;
+            uint64_t b = strtoull(buf, &end, 10);
+            b <<= *end == 'K' ? 10 : *end == 'M' ? 20 : *end == 'G' ? 30 : 0;
+            if (b > best)
+                best = b;
+        }
+        fclose(f);
+    }
+    return best;
+}
+
 static int lx_shm_remove(int id)
 {
     return shmctl(id, IPC_RMID, NULL) ? -errno : 0;
@@ -385,6 +409,7 @@ const struct ndshm__os ndshm__os_linux = {
     .shm_attach = lx_shm_attach,
     .shm_stat = lx_shm_stat,
     .shm_nattch = lx_shm_nattch,
+    .llc_bytes = lx_llc_bytes,
     .shm_remove = lx_shm_remove,
     .shm_detach = lx_shm_detach,
     .pidns = lx_pidns,

@@ -662,22 +662,9 @@ static uint64_t llc_bytes(void)
     uint64_t v = atomic_load_explicit(&cached, memory_order_relaxed);
     if (v)
         return v;
-    v = 1;
-    for (int i = 0; i < 8; i++) {
-        char path[96], buf[32];
-        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/size", i);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            break;
-        if (fgets(buf, sizeof buf, f)) {
-            char *end;
-            uint64_t b = strtoull(buf, &end, 10);
-            b <<= *end == 'K' ? 10 : *end == 'M' ? 20 : 0;
-            if (b > v)
-                v = b;
-        }
-        fclose(f);
-    }
+    v = ndshm__os->llc_bytes();
+    if (v < 2)
+        v = 1;
     atomic_store_explicit(&cached, v, memory_order_relaxed);
     return v;
 }
