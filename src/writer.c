@@ -647,15 +647,17 @@ static void cancel_impl(ndshm_writer *w)
 }
 
 /* ----- non-temporal stores ---------------------------------------------------------------------
- * A ring whose slots do not fit the last-level cache is written through it to memory anyway:
- * streaming stores then save the read-for-ownership of every line and the eviction of what
- * the cache held. A ring that fits is better served from the cache (the reader copies it from
- * there). So: streaming stores for payloads of 256 KiB and more when what one exchange keeps
- * in use, (slot_count + 2) x the payload (the ring, the writer's source buffer and a reader's
- * destination), exceeds the largest cache the kernel reports (sysfs), never otherwise.
- * Measured (docs/benchmarks.md): a 1 MiB publish costs +50 % with streaming stores (the ring
- * fits), a 1080p one -50 % and a 4K one -10 to -20 % on a 32 MiB L3.
- * NDSHM_NT=0 / 1 in the environment forces them off / on (for measurements). */
+ * Off unless asked for. A ring whose slots do not fit the last-level cache is written through
+ * it to memory anyway: streaming stores then save the read-for-ownership of every line and
+ * the eviction of what the cache held, and a 1080p publish is faster. But the payload then
+ * sits in memory, not in the shared cache, so each reader's copy is slower too, and a reader
+ * copying while the writer publishes back to back loses most races against the ring: measured
+ * (docs/benchmarks.md, "Changes that did not pay"), 1080p, 4 slots, 32 MiB L3: one-way copy
+ * latency 2.02 -> 1.69 ms, but the back-to-back reader's rate 953 -> 320 frames/s (ratio to a
+ * paced writer 1.94 -> 0.33). NDSHM_NT in the environment: 1 = streaming stores for every
+ * payload of 256 KiB and more; auto = only when (slot_count + 2) x the payload (the ring, the
+ * writer's source and a reader's destination) exceeds the largest cache the platform reports;
+ * unset or anything else = never. Read once, at the first publish. */
 static uint64_t llc_bytes(void)
 {
     static _Atomic uint64_t cached; /* 0 = not yet looked, 1 = unknown */
@@ -675,7 +677,7 @@ static int use_nt(const ndshm_writer *w, uint64_t nbytes)
     int m = atomic_load_explicit(&mode, memory_order_relaxed);
     if (m < 0) {
         const char *e = getenv("NDSHM_NT");
-        m = e && e[0] == '0' ? 0 : e && e[0] == '1' ? 1 : 2;
+        m = !e ? 0 : strcmp(e, "1") == 0 ? 1 : strcmp(e, "auto") == 0 ? 2 : 0;
         atomic_store_explicit(&mode, m, memory_order_relaxed);
     }
     if (m == 0 || nbytes < (UINT64_C(256) << 10))
