@@ -4,13 +4,14 @@
  * brightness, and prints frames/s, write-to-read latency p50/p99 and drops once a second; at
  * the end one `summary key=value ...` line for the whole run.
  *
- *   camera_sub [CHANNEL] [--seconds S] [--frames N] [--view]
+ *   camera_sub [CHANNEL] [--seconds S] [--frames N] [--view] [--no-tag]
  *
  * Stops after S seconds (default 10) or N frames, whichever comes first. Exit status 0 if at
  * least one frame arrived and every frame carried the version it should: camera_pub writes
  * its version number into the first 8 bytes, which is the channel's version, or for a
  * channel republished by `ndshm-bridge recv` the origin version the bridge carries
- * (ndshm_info.origin_version).
+ * (ndshm_info.origin_version). --no-tag: frames from another publisher (ndshmsink, a real
+ * camera), which carry no such tag: not checked.
  */
 #include <math.h>
 #include <ndshm/ndshm.h>
@@ -56,18 +57,21 @@ int main(int argc, char **argv)
     const char *name = "camera";
     double seconds = 10;
     uint64_t max_frames = 0;
-    int view_mode = 0;
+    int view_mode = 0, check_tag = 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
             seconds = atof(argv[++i]);
         else if (!strcmp(argv[i], "--frames") && i + 1 < argc)
             max_frames = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--no-tag"))
+            check_tag = 0;
         else if (!strcmp(argv[i], "--view"))
             view_mode = 1;
         else if (argv[i][0] != '-')
             name = argv[i];
         else {
-            fprintf(stderr, "usage: camera_sub [CHANNEL] [--seconds S] [--frames N] [--view]\n");
+            fprintf(stderr, "usage: camera_sub [CHANNEL] [--seconds S] [--frames N] [--view] "
+                            "[--no-tag]\n");
             return 2;
         }
     }
@@ -111,7 +115,7 @@ int main(int argc, char **argv)
                     /* only trust what we computed if the frame was intact meanwhile */
                     if (ndshm_view_release(&v) == NDSHM_OK) {
                         bright = b;
-                        bad += tag != origin_version(&info);
+                        bad += check_tag && tag != origin_version(&info);
                     }
                 }
             } else {
@@ -120,7 +124,7 @@ int main(int argc, char **argv)
                 if (rc == NDSHM_OK) {
                     uint64_t tag;
                     memcpy(&tag, data, sizeof tag);
-                    bad += tag != origin_version(&info);
+                    bad += check_tag && tag != origin_version(&info);
                     bright = mean_of(data, info.nbytes);
                 }
             }
@@ -150,9 +154,14 @@ int main(int argc, char **argv)
         }
     }
     double secs = (ndshm_now_ns() - start) / 1e9;
-    printf("camera_sub: %llu frames, %llu skipped as stale (latest-only reader), %llu with a "
-           "wrong tag\n",
-           (unsigned long long)total, (unsigned long long)dropped, (unsigned long long)bad);
+    if (check_tag)
+        printf("camera_sub: %llu frames, %llu skipped as stale (latest-only reader), %llu with a "
+               "wrong tag\n",
+               (unsigned long long)total, (unsigned long long)dropped, (unsigned long long)bad);
+    else
+        printf("camera_sub: %llu frames, %llu skipped as stale (latest-only reader), tags not "
+               "checked\n",
+               (unsigned long long)total, (unsigned long long)dropped);
     qsort(all, nall, sizeof all[0], cmp_u64);
     printf("summary consumer=%s frames=%llu dropped=%llu wrong=%llu lat_p50_ms=%.3f "
            "lat_p99_ms=%.3f fps=%.1f\n",
