@@ -18,6 +18,7 @@
 
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include "ndshm/ndshm.h"
 
@@ -659,6 +660,74 @@ static PyObject *fast_symbol(PyObject *mod, PyObject *unused)
     return PyLong_FromVoidPtr((void *)(uintptr_t)&ndshm_read_latest);
 }
 
+/* ----- bench_c(writer_h, reader_h, out, n, what): the C reference of bench_py.py --------
+ * n times: publish out's bytes as a uint8 array, then time one ndshm_read_latest into out
+ * (what 0) or one ndshm_view_latest + ndshm_view_release (what 1) with CLOCK_MONOTONIC
+ * around it; what 2 times an empty pair of clock reads. Returns the n durations (ns) as a
+ * list: the C call cost in the same process and cache state as the Python calls measured
+ * beside it. Not API (bench/python/bench_py.py, "per call"). */
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static PyObject *fast_bench_c(PyObject *mod, PyObject *args)
+{
+    (void)mod;
+    PyObject *wh, *rh, *out_o;
+    Py_ssize_t n;
+    int what;
+    if (!PyArg_ParseTuple(args, "OOOni:bench_c", &wh, &rh, &out_o, &n, &what))
+        return NULL;
+    void *w = wh == Py_None ? NULL : PyLong_AsVoidPtr(wh);
+    void *r = rh == Py_None ? NULL : PyLong_AsVoidPtr(rh);
+    if (PyErr_Occurred())
+        return NULL;
+    if (!w || !r || n < 0 || what < 0 || what > 2) {
+        PyErr_SetString(PyExc_ValueError, "bench_c: open writer and reader handles, n >= 0, "
+                                          "what 0 (read), 1 (view) or 2 (clock)");
+        return NULL;
+    }
+    if (!PyArray_Check(out_o) || !PyArray_IS_C_CONTIGUOUS((PyArrayObject *)out_o) ||
+        !PyArray_ISWRITEABLE((PyArrayObject *)out_o)) {
+        PyErr_SetString(PyExc_ValueError, "bench_c: out must be a writable C-contiguous array");
+        return NULL;
+    }
+    PyArrayObject *out = (PyArrayObject *)out_o;
+    uint64_t shape[1] = {(uint64_t)PyArray_NBYTES(out)};
+    PyObject *res = PyList_New(n);
+    if (!res)
+        return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int rc = ndshm_publish((ndshm_writer *)w, NDSHM_UINT8, 1, shape, PyArray_DATA(out), NULL);
+        uint64_t t0 = 0, t1 = 0;
+        if (rc == NDSHM_OK) {
+            ndshm_info ci;
+            ndshm_view v;
+            t0 = mono_ns();
+            if (what == 0)
+                rc = ndshm_read_latest((ndshm_reader *)r, PyArray_DATA(out), (size_t)shape[0], &ci);
+            else if (what == 1 && (rc = ndshm_view_latest((ndshm_reader *)r, &v)) == NDSHM_OK)
+                rc = ndshm_view_release(&v);
+            t1 = mono_ns();
+        }
+        if (rc != NDSHM_OK) {
+            Py_DECREF(res);
+            return PyErr_Format(PyExc_RuntimeError, "bench_c: %s (%s)", ndshm_strerror(rc),
+                                ndshm_status_name(rc));
+        }
+        PyObject *d = PyLong_FromUnsignedLongLong(t1 - t0);
+        if (!d) {
+            Py_DECREF(res);
+            return NULL;
+        }
+        PyList_SET_ITEM(res, i, d);
+    }
+    return res;
+}
+
 static PyMethodDef fast_methods[] = {
     {"read", (PyCFunction)(void (*)(void))fast_read, METH_FASTCALL,
      "read(reader, how, out): Reader.read (how 0) / read_next (how 1)."},
@@ -666,6 +735,8 @@ static PyMethodDef fast_methods[] = {
      "view(reader, how): Reader.view (how 0) / view_next (how 1)."},
     {"setup", fast_setup, METH_VARARGS,
      "setup(statuses, status_fn, error_fn, dtypes, flags, flags_type, info_type)."},
+    {"bench_c", fast_bench_c, METH_VARARGS,
+     "bench_c(writer_h, reader_h, out, n, what): C call durations (bench_py.py; not API)."},
     {"read_latest_address", fast_symbol, METH_NOARGS,
      "Address of the ndshm_read_latest this module calls (must be the ctypes one)."},
     {NULL, NULL, 0, NULL},
