@@ -221,6 +221,21 @@ def test_view_keeps_its_mapping_and_is_checked(name):
     int(part.sum())  # still mapped: no crash
 
 
+@pytest.mark.parametrize("how", ["view", "view_next", "read", "read_next"])
+def test_info_outlives_the_view_and_the_reader(name, how):
+    """Info is a copy: dropping the view (which releases and clears the C view) or closing
+    the reader changes none of its fields."""
+    with ndshm.Writer(name) as w:
+        r = ndshm.Reader(name)
+        w.publish(np.zeros((5, 7), np.int16))
+        st, a, info = getattr(r, how)()
+        before = tuple(getattr(info, f) for f in FIELDS)
+        assert before[FIELDS.index("shape")] == (5, 7) and before[0] == 1
+        del a
+        r.close()
+        assert tuple(getattr(info, f) for f in FIELDS) == before
+
+
 def test_info_fields_and_pickle(name):
     with ndshm.Writer(name) as w, ndshm.Reader(name) as r:
         w.publish(np.zeros((2, 3), np.float32))
