@@ -995,7 +995,7 @@ class Reader:
             size = self._size
             buf = spare if spare is not None and spare.nbytes >= size else np.empty(size, np.uint8)
             for attempt in range(64):
-                rc = fn(h, buf.ctypes.data, buf.nbytes, ctypes.byref(ci))
+                rc = fn(h, ctypes.byref(_c_char.from_buffer(buf)), buf.nbytes, ctypes.byref(ci))
                 if rc != -9:
                     break
                 # E_TOO_SMALL: info.nbytes is the size needed. Against a writer whose arrays keep
