@@ -3,8 +3,8 @@
 # scripts/test.sh and scripts/demo.sh. Needs root (or sudo) when something is missing.
 ndshm_install_deps() {
     local pkgs=(build-essential cmake pkg-config git liburcu-dev libcmocka-dev libbenchmark-dev
-        libzmq3-dev zlib1g-dev clang libclang-rt-14-dev python3 python3-numpy python3-pytest
-        python3-pandas python3-xarray spin gnuplot-nox libgstreamer1.0-dev
+        libzmq3-dev zlib1g-dev clang libclang-rt-14-dev python3 python3-dev python3-numpy
+        python3-pytest python3-pandas python3-xarray spin gnuplot-nox libgstreamer1.0-dev
         libgstreamer-plugins-base1.0-dev gstreamer1.0-tools gstreamer1.0-plugins-base
         gstreamer1.0-plugins-good gstreamer1.0-plugins-bad iceoryx libiceoryx-binding-c-dev "$@")
     local missing=()

@@ -252,34 +252,24 @@ _GROWTH = {None: 0, "double": 0, "exact": 1, "fixed": 2}
 # ----- info --------------------------------------------------------------------------------
 
 
-class Info:
-    """Metadata of one version: version number, publish time, latency, dropped, flags..."""
+_INFO_FIELDS = (
+    "version",
+    "publish_ns",
+    "read_ns",
+    "latency_ns",
+    "dropped",
+    "nbytes",
+    "generation",
+    "flags",
+    "dtype",
+    "shape",
+)
 
-    __slots__ = (
-        "version",
-        "publish_ns",
-        "read_ns",
-        "latency_ns",
-        "dropped",
-        "nbytes",
-        "generation",
-        "flags",
-        "dtype",
-        "shape",
-    )
 
-    def __init__(self, ci: CInfo):
-        self.version: int = ci.version
-        self.publish_ns: int = ci.publish_ns
-        self.read_ns: int = ci.read_ns
-        self.latency_ns: int = ci.latency_ns
-        self.dropped: int = ci.dropped
-        self.nbytes: int = ci.nbytes
-        self.generation: int = ci.generation
-        f = ci.flags
-        self.flags: InfoFlags = _FLAGS[f] if f < 8 else InfoFlags(f)
-        self.dtype: np.dtype = _DTYPE_BY_CODE.get(ci.dtype)
-        self.shape: Tuple[int, ...] = tuple(ci.shape[: ci.ndim])
+class _InfoMethods:
+    """What both kinds of Info share (see Info below)."""
+
+    __slots__ = ()
 
     @property
     def latency_ms(self) -> float:
@@ -304,6 +294,137 @@ class Info:
             f"nbytes={self.nbytes}, latency={self.latency_ns / 1e3:.1f} us, "
             f"dropped={self.dropped}, generation={self.generation}, flags={self.flags!r})"
         )
+
+    def __reduce__(self):
+        return (_rebuild_info, (tuple(getattr(self, f) for f in _INFO_FIELDS),))
+
+
+class _PyInfo(_InfoMethods):
+    """Info of the ctypes path: over the CInfo of its read (its own), each field built when
+    read (building all ten up front cost ~1 us per read)."""
+
+    __slots__ = ("_ci",)
+
+    def __init__(self, ci: CInfo):
+        self._ci = ci
+
+    version = property(lambda self: self._ci.version, doc="version number")
+    publish_ns = property(lambda self: self._ci.publish_ns, doc="writer's clock at publish")
+    read_ns = property(lambda self: self._ci.read_ns, doc="reader's clock after the read")
+    latency_ns = property(lambda self: self._ci.latency_ns, doc="read_ns - publish_ns")
+    dropped = property(lambda self: self._ci.dropped, doc="versions not got since last read")
+    nbytes = property(lambda self: self._ci.nbytes, doc="payload bytes")
+    generation = property(lambda self: self._ci.generation, doc="data segment generation")
+
+    @property
+    def flags(self) -> InfoFlags:
+        f = self._ci.flags
+        return _FLAGS[f] if f < 8 else InfoFlags(f)
+
+    @property
+    def dtype(self) -> Optional[np.dtype]:
+        return _DTYPE_BY_CODE.get(self._ci.dtype)
+
+    @property
+    def shape(self) -> Tuple[int, ...]:
+        ci = self._ci
+        return tuple(ci.shape[: ci.ndim])
+
+
+def _rebuild_info(values) -> "_PyInfo":
+    v = dict(zip(_INFO_FIELDS, values))
+    ci = CInfo()
+    for f in _INFO_FIELDS[:7]:
+        setattr(ci, f, v[f])
+    ci.flags = int(v["flags"])
+    ci.dtype = _CODE_BY_DTYPE.get(v["dtype"], 0) if v["dtype"] is not None else 0
+    shape = tuple(v["shape"])[:MAX_DIMS]
+    ci.ndim = len(shape)
+    ci.shape[: len(shape)] = shape
+    return _PyInfo(ci)
+
+
+# ----- the extension ndshm._fast --------------------------------------------------------
+#
+# python/ext/_fast.c does Reader.read/read_next/view/view_next in C (docs/python.md, "Speed"):
+# same results, errors and close protocol as the ctypes code below, which stays the fallback.
+# NDSHM_PY_FAST=0 forces the fallback, NDSHM_PY_FAST=1 makes a missing or unusable extension an
+# ImportError; otherwise it is used when it loads. It is looked for in this package (installed
+# by cmake --install) and, for a source tree, in python/ beside the build's libndshm that
+# _lib.py loaded. fast_error says why it is not in use.
+
+fast_path: Optional[str] = None  # the extension file in use, None for the ctypes path
+fast_error: Optional[str] = None
+
+
+def _find_fast():
+    import importlib.machinery
+    import importlib.util
+
+    cands = [os.path.join(_lib.PKG_DIR, "_fast" + sfx)
+             for sfx in importlib.machinery.EXTENSION_SUFFIXES]
+    if _lib.source_tree() is not None and _lib.path:
+        d = os.path.join(os.path.dirname(_lib.path), "python")
+        cands += [os.path.join(d, "_fast" + sfx) for sfx in importlib.machinery.EXTENSION_SUFFIXES]
+    tried = []
+    for cand in cands:
+        if not os.path.isfile(cand):
+            continue
+        try:
+            spec = importlib.util.spec_from_file_location("ndshm._fast", cand)
+            mod = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(mod)
+        except (ImportError, OSError) as e:
+            tried.append(f"{cand}: {e}")
+            continue
+        ours = ctypes.cast(lib.ndshm_read_latest, ctypes.c_void_p).value
+        if mod.read_latest_address() != ours:  # it bound to another copy of libndshm
+            tried.append(f"{cand}: linked to another libndshm than {_lib.path}")
+            continue
+        if mod.INFO_SIZE != ctypes.sizeof(CInfo):
+            tried.append(f"{cand}: struct ndshm_info of {mod.INFO_SIZE} bytes, not "
+                         f"{ctypes.sizeof(CInfo)}")
+            continue
+        return mod, cand, None
+    return None, None, "; ".join(tried) or "not built (no _fast module found)"
+
+
+def _load_fast():
+    global fast_path, fast_error
+    want = os.environ.get("NDSHM_PY_FAST", "")
+    if want == "0":
+        fast_error = "NDSHM_PY_FAST=0"
+        return None
+    mod, fast_path, fast_error = _find_fast()
+    if mod is None and want == "1":
+        raise ImportError(f"ndshm: NDSHM_PY_FAST=1 but the extension is unusable: {fast_error}")
+    return mod
+
+
+_fast = _load_fast()
+
+if _fast is not None:
+
+    class Info(_InfoMethods, _fast.Info):
+        """Metadata of one version: version number, publish time, latency, dropped, flags,
+        dtype, shape (read-only; each field is built from the C struct when read)."""
+
+        __slots__ = ()
+
+    _fast.setup(
+        tuple(_STATUS[i] for i in range(8)),
+        _status,
+        _error,
+        tuple(_DTYPE_BY_CODE.get(i) for i in range(15)),
+        tuple(_FLAGS),
+        InfoFlags,
+        Info,
+    )
+    _FastView: Any = _fast.View
+else:
+    Info = _PyInfo  # type: ignore[misc]
+    _FastView = ()
+Info.__name__ = Info.__qualname__ = "Info"
 
 
 class ChannelInfo:
@@ -395,6 +516,7 @@ _libc.mmap.argtypes = [
 _libc.munmap.restype = ctypes.c_int
 _libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
 _PAGE = os.sysconf("SC_PAGE_SIZE")
+_c_char = ctypes.c_char
 _MAP_PRIVATE, _MAP_ANONYMOUS, _MAP_FIXED_NOREPLACE = 0x02, 0x20, 0x100000
 _PROT_RW = 0x1 | 0x2
 _MAP_FAILED = ctypes.c_void_p(-1).value
@@ -445,7 +567,7 @@ class _LoanHolder:
 
 def _holder_of(arr: np.ndarray):
     base = arr
-    while base is not None and not isinstance(base, (_ViewHolder, _LoanHolder)):
+    while base is not None and not isinstance(base, (_ViewHolder, _LoanHolder, _FastView)):
         base = getattr(base, "base", None)
     return base
 
@@ -456,7 +578,7 @@ def view_check(arr: np.ndarray) -> Status:
     Status.OVERWRITTEN if the writer has started to reuse its slot. Raises ValueError for an
     array that is not a view."""
     h = _holder_of(arr)
-    if not isinstance(h, _ViewHolder):
+    if not isinstance(h, (_ViewHolder, _FastView)):
         raise ValueError("not an ndshm view (use Reader.view())")
     return h.check()
 
@@ -873,7 +995,7 @@ class Reader:
             size = self._size
             buf = spare if spare is not None and spare.nbytes >= size else np.empty(size, np.uint8)
             for attempt in range(64):
-                rc = fn(h, buf.ctypes.data, buf.nbytes, ctypes.byref(ci))
+                rc = fn(h, ctypes.byref(_c_char.from_buffer(buf)), buf.nbytes, ctypes.byref(ci))
                 if rc != -9:
                     break
                 # E_TOO_SMALL: info.nbytes is the size needed. Against a writer whose arrays keep
@@ -889,17 +1011,23 @@ class Reader:
             self._size = max(n, 64)
             dt = _DTYPE_BY_CODE[ci.dtype]
             arr = buf[:n].view(dt).reshape(tuple(ci.shape[: ci.ndim]))
-            return Status.OK, arr, Info(ci)
+            return Status.OK, arr, _PyInfo(ci)
         finally:
             calls.pop()
 
     def _read_into(self, h: int, fn, out: np.ndarray, ci: CInfo) -> ReadResult:
-        if not (out.flags.c_contiguous and out.flags.writeable):
+        if not isinstance(out, np.ndarray):
+            raise TypeError(f"out must be a numpy.ndarray, not {type(out).__name__}")
+        flags = out.flags
+        if not (flags.c_contiguous and flags.writeable):
             raise ValueError("out must be a writable C-contiguous array")
-        rc = fn(h, out.ctypes.data, out.nbytes, ctypes.byref(ci))
+        n = out.nbytes
+        # a ctypes object over out's buffer: 4x cheaper than out.ctypes.data
+        p = ctypes.byref(_c_char.from_buffer(out)) if n else out.ctypes.data
+        rc = fn(h, p, n, ctypes.byref(ci))
         if rc == -9:
             raise ValueError(
-                f"out holds {out.nbytes} bytes, the array needs {ci.nbytes} "
+                f"out holds {n} bytes, the array needs {ci.nbytes} "
                 "(nothing was read; the reader did not advance)"
             )
         if rc != 0:
@@ -909,9 +1037,9 @@ class Reader:
         dt = _DTYPE_BY_CODE[ci.dtype]
         shape = tuple(ci.shape[: ci.ndim])
         if out.dtype == dt and out.shape == shape:
-            return Status.OK, out, Info(ci)
+            return Status.OK, out, _PyInfo(ci)
         flat = out.reshape(-1).view(np.uint8)
-        return Status.OK, flat[: ci.nbytes].view(dt).reshape(shape), Info(ci)
+        return Status.OK, flat[: ci.nbytes].view(dt).reshape(shape), _PyInfo(ci)
 
     def read(self, out: Optional[np.ndarray] = None) -> ReadResult:
         """The newest version, as (status, array, info). status is Status.OK (truthy) with a
@@ -932,9 +1060,9 @@ class Reader:
             if rc < 0:
                 raise _error(rc, f"view on {self.name!r}")
             return _STATUS[rc], None, None
-        ci = v.info
+        ci = CInfo.from_buffer_copy(v.info)  # the view's own is cleared when it is released
         holder = _ViewHolder(v, _DTYPE_BY_CODE[ci.dtype], tuple(ci.shape[: ci.ndim]))
-        return Status.OK, np.asarray(holder), Info(ci)
+        return Status.OK, np.asarray(holder), _PyInfo(ci)
 
     def view(self) -> ReadResult:
         """Zero-copy: the newest version as a read-only ndarray over shared memory. The array
@@ -1058,6 +1186,32 @@ class Reader:
 
     def __iter__(self) -> Iterator[Tuple[np.ndarray, Info]]:
         return self.frames()
+
+
+def _use_fast() -> None:
+    """Reader's hot methods through ndshm._fast (same signatures and docstrings)."""
+    fread, fview = _fast.read, _fast.view
+
+    def read(self, out=None):
+        return fread(self, 0, out)
+
+    def read_next(self, out=None):
+        return fread(self, 1, out)
+
+    def view(self):
+        return fview(self, 0)
+
+    def view_next(self):
+        return fview(self, 1)
+
+    for f in (read, read_next, view, view_next):
+        f.__doc__ = getattr(Reader, f.__name__).__doc__
+        f.__qualname__ = f"Reader.{f.__name__}"
+        setattr(Reader, f.__name__, f)
+
+
+if _fast is not None:
+    _use_fast()
 
 
 # ----- channels ----------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """`cmake --install` installs the Python package where Debian's /usr/bin/python3 imports it,
 with a record of the installed library, so `import ndshm` works with a clean environment."""
 
+import glob
 import os
 import subprocess
 import sys
@@ -50,6 +51,7 @@ print(l.rule)
 print(l.path)
 print(ndshm.__file__)
 print(st.name, a.tolist())
+print(__import__("ndshm.core").core.fast_path)
 """
 
 
@@ -60,8 +62,14 @@ def test_install_into_a_prefix_then_import_with_a_clean_environment(tmp_path):
     assert os.path.isfile(os.path.join(site, "ndshm", "_install.py"))
     p = clean_python(USE, site, cwd=str(tmp_path))  # a non-system prefix: PYTHONPATH needed
     assert p.returncode == 0, p.stderr
-    rule, lib, init, result = p.stdout.splitlines()
+    rule, lib, init, result, fast = p.stdout.splitlines()
     assert rule == "installed"
+    # the extension, when the build made it, is installed into the package and used
+    built = glob.glob(os.path.join(build_dir(), "python", "_fast*.so"))
+    if built:
+        assert fast == os.path.join(site, "ndshm", os.path.basename(built[0]))
+    else:
+        assert fast == "None"
     assert lib.startswith(prefix + os.sep) and os.path.basename(lib).startswith("libndshm.so")
     assert init == os.path.join(site, "ndshm", "__init__.py")
     assert result == "OK [0.0, 1.0, 2.0]"
@@ -89,9 +97,11 @@ def test_system_prefixes_install_into_debians_sys_path(tmp_path, prefix, site):
     # the record is relative, so the staged tree loads the staged library
     p = clean_python(USE, staged, cwd=str(tmp_path))
     assert p.returncode == 0, p.stderr
-    rule, lib, _, result = p.stdout.splitlines()
+    rule, lib, _, result, fast = p.stdout.splitlines()
     assert rule == "installed" and lib.startswith(dest + prefix + "/lib/")
     assert result == "OK [0.0, 1.0, 2.0]"
+    if glob.glob(os.path.join(build_dir(), "python", "_fast*.so")):
+        assert fast.startswith(os.path.join(staged, "ndshm", "_fast")), fast
 
 
 def test_source_package_is_not_importable_without_pythonpath(tmp_path):
