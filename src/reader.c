@@ -64,6 +64,7 @@ struct ndshm_reader {
     struct ndshm__ctl *ctl;
     _Atomic(struct rmap *) cur; /* RCU-protected: freed only after a grace period */
     _Atomic uint64_t pos;       /* last version handed out (initially head - 1) */
+    _Atomic uint64_t lost;      /* versions skipped unread (vanished segment), not yet counted */
     atomic_int replay;          /* first read_next starts at the oldest version, uncounted */
     _Atomic uint64_t meta_hash; /* dtype+shape of the last read; 0 = none yet */
     _Atomic uint64_t last_gen;  /* generation of the last read */
@@ -181,13 +182,15 @@ static struct rmap *rmap_open(ndshm_reader *r, uint64_t gen, int *rc)
 }
 
 /* Inside the read-side critical section: make r->cur the mapping of generation `gen`.
- * Returns NDSHM_OK with *out set, 1 to retry, or an error. */
+ * Returns NDSHM_OK with *out set, 1 to retry, 2 when generation gen's segment does not exist
+ * (retry: already replaced again, or the token was a later one's; or it was removed), or an
+ * error. */
 static int remap(ndshm_reader *r, struct rmap *seen, uint64_t gen, struct rmap **out)
 {
     int rc;
     struct rmap *m = rmap_open(r, gen, &rc);
-    if (!m) /* NOENT: already replaced again (or the token was a later one's); retry */
-        return rc == NDSHM_E_NOENT ? 1 : rc;
+    if (!m)
+        return rc == NDSHM_E_NOENT ? 2 : rc;
     /* Release: a thread that loads the new pointer sees the mapping initialised. Pairs with
      * the acquire load of r->cur in read_core(). (C11 atomics rather than liburcu's pointer
      * macros, so ThreadSanitizer sees the publication.) */
@@ -441,7 +444,38 @@ static int claim_version(ndshm_reader *r, int next, int replay, uint64_t *pos, u
             ;
         *dropped = want > *pos + 1 ? want - *pos - 1 : 0;
     }
+    if (atomic_load_explicit(&r->lost, memory_order_relaxed))
+        *dropped += atomic_exchange_explicit(&r->lost, 0, memory_order_relaxed);
     /* Any read ends a pending replay: read_next never goes back behind a read_latest. */
+    if (atomic_load_explicit(&r->replay, memory_order_relaxed))
+        atomic_store_explicit(&r->replay, 0, memory_order_relaxed);
+    return 1;
+}
+
+/*
+ * The current generation's data segment could not be opened: normally the writer has moved
+ * on again (gen changed) and the caller retries. If gen is still the same and no writer is
+ * alive, the segment was removed with the channel (a close with NDSHM_UNLINK_ON_CLOSE, `ndshm
+ * rm`, gc) before this reader mapped it: its versions can never be read. The handle then
+ * moves to head and counts them as lost (added to the next read's `dropped`, should one ever
+ * succeed), so reads say NO_NEW (or REPLACED) and ndshm_wait says WRITER_GONE instead of a
+ * retry loop that never ends. Returns 1 in that case, 0 to retry.
+ */
+static int segment_vanished(ndshm_reader *r, uint64_t gen, uint64_t *pos)
+{
+    struct ndshm__ctl *c = r->ctl;
+    if (atomic_load_explicit(&c->gen, memory_order_acquire) != gen)
+        return 0;
+    if (state_check(r, ndshm_now_ns()) == NDSHM_OK)
+        return 0; /* a live writer: it re-allocates or takes over; retry */
+    uint64_t head = atomic_load_explicit(&c->head, memory_order_acquire);
+    uint64_t p = *pos;
+    while (p < head && !atomic_compare_exchange_weak_explicit(
+                           &r->pos, &p, head, memory_order_acq_rel, memory_order_acquire))
+        ;
+    if (p < head)
+        atomic_fetch_add_explicit(&r->lost, head - p, memory_order_relaxed);
+    *pos = p > head ? p : head;
     if (atomic_load_explicit(&r->replay, memory_order_relaxed))
         atomic_store_explicit(&r->replay, 0, memory_order_relaxed);
     return 1;
@@ -491,7 +525,9 @@ static int read_core(ndshm_reader *r, int next, const struct ndshm__dest *d, int
                 section_end(m);
                 if (rc < 0)
                     return rc;
-                continue; /* rc == 0: mapped; start over with it. rc == 1: retry */
+                if (rc == 2 && segment_vanished(r, gen, &pos))
+                    return NDSHM_NO_NEW;
+                continue; /* rc == 0: mapped; start over with it. Else: retry */
             }
         }
         /* Pairs with the release store of head (W5). */

@@ -690,6 +690,56 @@ static void replay_never_goes_backwards(void **state)
     ndshm_reader_close(r);
 }
 
+/* A reader still on an old generation when the writer re-allocated and then closed with
+ * NDSHM_UNLINK_ON_CLOSE (a GStreamer consumer lagging behind a producer that stopped): the
+ * current segment no longer exists. Reads say NO_NEW, read by read, and wait says
+ * WRITER_GONE. Before: every read retried the open until CONTENDED and wait said OK at once,
+ * forever (ndshmsrc spun at 100 % CPU and never sent EOS). Same after gc of a dead writer's
+ * channel, and for views. */
+static void vanished_segment_ends_reading(void **state)
+{
+    (void)state;
+    for (int how = 0; how < 3; how++) { /* read_next, read_latest, view_next */
+        const char *name = tu_name(how == 0 ? "vanish0" : how == 1 ? "vanish1" : "vanish2");
+        ndshm_options o = NDSHM_OPTIONS_INIT;
+        o.slots = 4;
+        o.capacity = 64;
+        o.flags = NDSHM_UNLINK_ON_CLOSE;
+        ndshm_writer *w;
+        ndshm_reader *r;
+        assert_int_equal(ndshm_writer_create(name, &o, &w), NDSHM_OK);
+        assert_int_equal(ndshm_reader_open(name, NULL, &r), NDSHM_OK);
+        pub(w, 16);
+        static unsigned char buf[1 << 16];
+        ndshm_info info;
+        assert_int_equal(ndshm_read_next(r, buf, sizeof buf, &info), NDSHM_OK);
+        uint64_t gen0 = info.generation;
+        pub(w, 4000); /* re-allocates: a new segment the reader has not mapped */
+        pub(w, 30000);
+        assert_int_equal(ndshm_writer_close(w), NDSHM_OK); /* unlinks every file */
+        for (int i = 0; i < 3; i++) {
+            int rc;
+            if (how == 2) {
+                ndshm_view v;
+                rc = ndshm_view_next(r, &v);
+                if (rc == NDSHM_OK)
+                    ndshm_view_release(&v);
+            } else {
+                rc = how == 0 ? ndshm_read_next(r, buf, sizeof buf, &info)
+                              : ndshm_read_latest(r, buf, sizeof buf, &info);
+            }
+            if (rc != NDSHM_NO_NEW)
+                fail_msg("read kind %d, call %d after the close: expected NO_NEW (the versions "
+                         "past generation %llu are in removed files), got %s",
+                         how, i, (unsigned long long)gen0, ndshm_status_name(rc));
+        }
+        int rc = ndshm_wait(r, 2000000000);
+        if (rc != NDSHM_WRITER_GONE)
+            fail_msg("wait after the close: expected WRITER_GONE, got %s", ndshm_status_name(rc));
+        ndshm_reader_close(r);
+    }
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup4, teardown)
 int main(void)
 {
@@ -711,6 +761,7 @@ int main(void)
         cmocka_unit_test(capacity_grows_geometrically),
         cmocka_unit_test(small_channels_are_small),
         T(replay_never_goes_backwards),
+        cmocka_unit_test(vanished_segment_ends_reading),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
