@@ -9,6 +9,10 @@ set -euo pipefail
 pub=$1 sub=$2 bridge=$3 frames=${4:-10}
 src="camera-src-$$" dst="camera-dst-$$"
 dir=$(mktemp -d)
+# the channels live in the test's own directory, removed with it: the receiver leaves its
+# channel behind when it is stopped (a bridge's consumers may still be reading)
+export NDSHM_DIR="$dir/shm"
+mkdir "$NDSHM_DIR"
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$dir"' EXIT
 "$pub" "$src" --rate 30 --seconds 600 --width 320 --height 240 >/dev/null &
