@@ -330,7 +330,10 @@ NDSHM_API int ndshm_read_latest(ndshm_reader *r, void *buf, size_t buf_size,
 /** Copy the version after this handle's last read (every version, in order). When the writer
  *  has lapped the reader it skips to the oldest version still present and info->dropped says
  *  exactly how many were lost, also across re-allocations. NDSHM_NO_NEW only when no newer
- *  version exists. */
+ *  version exists, or when the newer ones are in a data segment that was removed with the
+ *  channel (closed with NDSHM_UNLINK_ON_CLOSE, rm, gc) before this reader mapped it: the
+ *  handle then moves past them, they count in the next successful read's dropped, and
+ *  ndshm_wait says NDSHM_WRITER_GONE (docs/api.md, "Statuses of reads"). */
 NDSHM_API int ndshm_read_next(ndshm_reader *r, void *buf, size_t buf_size,
                               ndshm_info *info /* out */);
 #define NDSHM_READ_LATEST 0u
